@@ -1,0 +1,94 @@
+//! `liverank`: the command-line front end. It parses settings, wires the library crates
+//! together and prints results; the logic lives in the libraries.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
+
+mod bench;
+mod inspect;
+mod settings;
+mod simulate;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Real-time recommendation engine for live streaming.
+#[derive(Debug, Parser)]
+#[command(name = "liverank", version, about, long_about = None)]
+struct Cli {
+    /// Settings file layered over the embedded defaults (see config/default.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate a live-streaming platform: events, entity tables and ground truth.
+    Simulate(simulate::SimulateArgs),
+    /// Summarise an event file: counts, exposure mix, highlight CTR, gift delays.
+    Inspect(inspect::InspectArgs),
+    /// Measure throughput of a hot path and print RESULT lines.
+    Bench(bench::BenchArgs),
+    /// Print the effective settings (defaults ← --config ← environment) as TOML.
+    Config,
+}
+
+/// A failure and whose fault it is, which decides the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad usage or bad input: exit code 2.
+    Input(anyhow::Error),
+    /// Anything else: exit code 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+/// Marks an error as the user's input being wrong.
+pub trait InputContext<T> {
+    /// Wraps the error as [`Failure::Input`] with a message.
+    fn input_err(self, msg: &str) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> InputContext<T> for Result<T, E> {
+    fn input_err(self, msg: &str) -> Result<T, Failure> {
+        self.map_err(|e| Failure::Input(e.into().context(msg.to_string())))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = run(cli);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let settings = settings::Settings::load(cli.config.as_deref(), std::env::vars())
+        .input_err("loading settings")?;
+    match cli.command {
+        Command::Simulate(args) => simulate::run(&settings, args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Bench(args) => bench::run(&settings, args),
+        Command::Config => {
+            let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
