@@ -8,8 +8,8 @@ use crate::config::SimConfig;
 use crate::rng::SimRng;
 use crate::world::{CATEGORIES, LiveTrack, UserTraits, World};
 use liverank_types::{
-    CategoryId, DurationMs, Event, EventId, EventKind, EventTime, ItemRef, LiveId, Page,
-    RequestId, UserId, VideoId,
+    CategoryId, DurationMs, Event, EventId, EventKind, EventTime, ItemRef, LiveId, Page, RequestId,
+    UserId, VideoId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -164,8 +164,8 @@ impl<'w> VisitSimulator<'w> {
             let li = self.on_air[rng.index(n)] as usize;
             let live = &self.world.lives[li];
             let author = &self.world.authors[live.author_index as usize];
-            let score = 0.5 * user.affinity(live.row.category).max(0.05).ln()
-                + 0.5 * author.quality;
+            let score =
+                0.5 * user.affinity(live.row.category).max(0.05).ln() + 0.5 * author.quality;
             picks[k] = li;
             weights[k] = score.exp();
         }
@@ -189,12 +189,19 @@ impl<'w> VisitSimulator<'w> {
             + coef::CLICK_INTEREST * affinity.ln()
             + author.quality
             + user.click_bias
-            + if live.in_highlight(t) { coef::CLICK_HIGHLIGHT } else { 0.0 }
+            + if live.in_highlight(t) {
+                coef::CLICK_HIGHLIGHT
+            } else {
+                0.0
+            }
             + coef::CLICK_POSITION * f64::from(position);
         sigmoid(logit)
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename them")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename them"
+    )]
     fn live_exposure(
         &mut self,
         user: &UserTraits,
@@ -248,7 +255,9 @@ impl<'w> VisitSimulator<'w> {
         let world = self.world;
         let category = if rng.chance(0.85) {
             let x = rng.f64() * self.interest_cdf[CATEGORIES - 1];
-            self.interest_cdf.partition_point(|&c| c <= x).min(CATEGORIES - 1)
+            self.interest_cdf
+                .partition_point(|&c| c <= x)
+                .min(CATEGORIES - 1)
         } else {
             rng.index(CATEGORIES)
         };
@@ -257,7 +266,9 @@ impl<'w> VisitSimulator<'w> {
         let video = &world.videos[vi];
         let uid = user.profile.user;
         let affinity = user.affinity(CategoryId(category as u32)).max(0.05);
-        let fraction = rng.lognormal(0.45 * affinity.powf(0.25), 0.7).clamp(0.02, 1.0);
+        let fraction = rng
+            .lognormal(0.45 * affinity.powf(0.25), 0.7)
+            .clamp(0.02, 1.0);
         let duration = video.duration_ms.as_millis() as f64;
         let watch = (duration * fraction) as i64;
         let completed = fraction >= 1.0;
@@ -279,11 +290,23 @@ impl<'w> VisitSimulator<'w> {
         let mut reactions: [Option<Event>; 2] = [None, None];
         if rng.chance(0.03 * affinity.sqrt()) {
             let ts = t + rng.range_i64(1, watch.max(2) - 1);
-            reactions[0] = Some(new_event(ts, EventKind::VideoLike { user: uid, video: vid }));
+            reactions[0] = Some(new_event(
+                ts,
+                EventKind::VideoLike {
+                    user: uid,
+                    video: vid,
+                },
+            ));
         }
         if rng.chance(0.006 * affinity.sqrt()) {
             let ts = t + rng.range_i64(1, watch.max(2) - 1);
-            reactions[1] = Some(new_event(ts, EventKind::VideoComment { user: uid, video: vid }));
+            reactions[1] = Some(new_event(
+                ts,
+                EventKind::VideoComment {
+                    user: uid,
+                    video: vid,
+                },
+            ));
         }
         // Reactions happen during the play, which is reported at its end.
         if let [Some(a), Some(b)] = &reactions
@@ -331,7 +354,9 @@ impl<'w> VisitSimulator<'w> {
         let highlight = live.in_highlight(EventTime(enter));
         let payer = f64::from(user.profile.payer_level);
         let engaged = sigmoid(
-            -0.9 + 0.6 * affinity.ln() + author.quality + if highlight { 0.7 } else { 0.0 }
+            -0.9 + 0.6 * affinity.ln()
+                + author.quality
+                + if highlight { 0.7 } else { 0.0 }
                 + 0.15 * payer,
         );
         let watch_ms = if !rng.chance(engaged) {
@@ -351,16 +376,40 @@ impl<'w> VisitSimulator<'w> {
         let at = |rng: &mut SimRng, lo: i64| rng.range_i64(lo.max(enter + 1), close - 1);
         let engagement = 0.5 + 0.5 * affinity.min(3.0);
         for _ in 0..rng.poisson(minutes * 0.3 * engagement) {
-            room.push(new_event(at(rng, enter), EventKind::Like { user: uid, live: lid }));
+            room.push(new_event(
+                at(rng, enter),
+                EventKind::Like {
+                    user: uid,
+                    live: lid,
+                },
+            ));
         }
         for _ in 0..rng.poisson(minutes * 0.07 * engagement) {
-            room.push(new_event(at(rng, enter), EventKind::Comment { user: uid, live: lid }));
+            room.push(new_event(
+                at(rng, enter),
+                EventKind::Comment {
+                    user: uid,
+                    live: lid,
+                },
+            ));
         }
         if rng.chance((0.01 + 0.02 * minutes.min(10.0)) * engagement.min(1.5)) {
-            room.push(new_event(at(rng, enter), EventKind::Follow { user: uid, live: lid }));
+            room.push(new_event(
+                at(rng, enter),
+                EventKind::Follow {
+                    user: uid,
+                    live: lid,
+                },
+            ));
         }
         if rng.chance(0.01 * engagement) {
-            room.push(new_event(at(rng, enter), EventKind::Share { user: uid, live: lid }));
+            room.push(new_event(
+                at(rng, enter),
+                EventKind::Share {
+                    user: uid,
+                    live: lid,
+                },
+            ));
         }
         let gift_minutes = minutes - coef::GIFT_WARMUP_MIN;
         if gift_minutes > 0.0 {
@@ -368,7 +417,11 @@ impl<'w> VisitSimulator<'w> {
             let warm = enter + (coef::GIFT_WARMUP_MIN * 60_000.0) as i64;
             for _ in 0..rng.poisson(gift_minutes * rate * engagement) {
                 let value = rng.lognormal(10.0, 1.2).ceil().clamp(1.0, 50_000.0) as u64;
-                let kind = EventKind::Gift { user: uid, live: lid, value };
+                let kind = EventKind::Gift {
+                    user: uid,
+                    live: lid,
+                    value,
+                };
                 room.push(new_event(at(rng, warm), kind));
             }
         }
@@ -379,11 +432,23 @@ impl<'w> VisitSimulator<'w> {
             if rng.chance(0.25 * engagement * (0.6 + 0.2 * payer)) {
                 let click = (sale.sale.0 + rng.range_i64(1_000, 60_000)).min(close - 2);
                 let product = sale.product.product;
-                room.push(new_event(click, EventKind::CartClick { user: uid, live: lid, product }));
+                room.push(new_event(
+                    click,
+                    EventKind::CartClick {
+                        user: uid,
+                        live: lid,
+                        product,
+                    },
+                ));
                 if rng.chance(0.35 + 0.15 * payer) {
                     let buy = (click + rng.range_i64(1, 40_000)).min(close - 1);
                     let amount = rng.lognormal(9_900.0, 0.8).round() as u64;
-                    let kind = EventKind::Purchase { user: uid, live: lid, product, amount };
+                    let kind = EventKind::Purchase {
+                        user: uid,
+                        live: lid,
+                        product,
+                        amount,
+                    };
                     room.push(new_event(buy, kind));
                 }
             }

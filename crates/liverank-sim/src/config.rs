@@ -64,7 +64,10 @@ pub struct FaultConfig {
 impl FaultConfig {
     /// True when no fault is injected.
     pub fn is_clean(&self) -> bool {
-        self.out_of_order == 0.0 && self.late == 0.0 && self.duplicate == 0.0 && self.malformed == 0.0
+        self.out_of_order == 0.0
+            && self.late == 0.0
+            && self.duplicate == 0.0
+            && self.malformed == 0.0
     }
 }
 

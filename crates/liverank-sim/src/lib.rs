@@ -13,7 +13,7 @@
 //! minutes in) and buy just after sale moments.
 //!
 //! Main types: [`SimConfig`] (with [`Preset`]s), [`Simulation`] (world + run loop),
-//! [`EventSink`] (where events go), [`output::write_simulation`] (the on-disk layout), and
+//! [`EventSink`] (where events go), `output::write_simulation` (the on-disk layout), and
 //! [`realism`] (the statistics that check the simulator behaves like a platform).
 //!
 //! ```

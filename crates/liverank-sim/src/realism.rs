@@ -167,12 +167,13 @@ impl RealismStats {
                 if let Some(r) = request_id {
                     self.clicked.insert((r.0, live.0));
                 }
-                self.sessions.insert((user.0, live.0), Session { enter: ts });
+                self.sessions
+                    .insert((user.0, live.0), Session { enter: ts });
             }
-            EventKind::Leave { user, live, .. } => {
-                if self.sessions.remove(&(user.0, live.0)).is_none() {
-                    self.leave_without_enter += 1;
-                }
+            EventKind::Leave { user, live, .. }
+                if self.sessions.remove(&(user.0, live.0)).is_none() =>
+            {
+                self.leave_without_enter += 1;
             }
             EventKind::Gift { user, live, .. } => {
                 if let Some(s) = self.sessions.get(&(user.0, live.0)) {
@@ -199,7 +200,8 @@ impl RealismStats {
                     if prev_c2 == c2.0 {
                         self.product_same_c2 += 1;
                     }
-                    self.product_baseline += self.c2_share_in_c1.get(&prev_c2).copied().unwrap_or(0.0);
+                    self.product_baseline +=
+                        self.c2_share_in_c1.get(&prev_c2).copied().unwrap_or(0.0);
                 }
             }
             _ => {}
@@ -341,6 +343,41 @@ pub fn auc(scored: &[(f64, bool)]) -> f64 {
     (rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64)
 }
 
+impl RealismContext {
+    /// Lookups from the entity tables and ground-truth highlights.
+    pub fn new(
+        videos: &[liverank_types::Video],
+        lives: &[liverank_types::Live],
+        highlights: &[TruthHighlight],
+        products: Vec<Product>,
+    ) -> Self {
+        let mut by_live: HashMap<u64, Vec<(i64, i64)>> = HashMap::new();
+        for h in highlights {
+            by_live.entry(h.live).or_default().push((h.start, h.end));
+        }
+        for v in by_live.values_mut() {
+            v.sort_unstable();
+        }
+        Self {
+            video_category: videos.iter().map(|v| (v.video.0, v.category.0)).collect(),
+            live_category: lives.iter().map(|l| (l.live.0, l.category.0)).collect(),
+            highlights: by_live,
+            products,
+        }
+    }
+
+    /// Lookups straight from a generated world.
+    pub fn from_world(world: &crate::World) -> Self {
+        let lives: Vec<_> = world.lives.iter().map(|l| l.row.clone()).collect();
+        Self::new(
+            &world.videos,
+            &lives,
+            &world.truth_highlights(),
+            world.products.clone(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,40 +412,5 @@ mod tests {
         }
         assert_eq!(auc(&[(0.1, false), (0.9, true)]), 1.0);
         assert_eq!(auc(&[(0.5, false), (0.5, true)]), 0.5);
-    }
-}
-
-impl RealismContext {
-    /// Lookups from the entity tables and ground-truth highlights.
-    pub fn new(
-        videos: &[liverank_types::Video],
-        lives: &[liverank_types::Live],
-        highlights: &[TruthHighlight],
-        products: Vec<Product>,
-    ) -> Self {
-        let mut by_live: HashMap<u64, Vec<(i64, i64)>> = HashMap::new();
-        for h in highlights {
-            by_live.entry(h.live).or_default().push((h.start, h.end));
-        }
-        for v in by_live.values_mut() {
-            v.sort_unstable();
-        }
-        Self {
-            video_category: videos.iter().map(|v| (v.video.0, v.category.0)).collect(),
-            live_category: lives.iter().map(|l| (l.live.0, l.category.0)).collect(),
-            highlights: by_live,
-            products,
-        }
-    }
-
-    /// Lookups straight from a generated world.
-    pub fn from_world(world: &crate::World) -> Self {
-        let lives: Vec<_> = world.lives.iter().map(|l| l.row.clone()).collect();
-        Self::new(
-            &world.videos,
-            &lives,
-            &world.truth_highlights(),
-            world.products.clone(),
-        )
     }
 }

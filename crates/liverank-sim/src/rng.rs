@@ -183,14 +183,18 @@ mod tests {
 
     #[test]
     fn rng_is_reproducible_and_streams_differ() {
-        let a: Vec<u64> = (0..4).map({
-            let mut r = SimRng::new(7);
-            move |_| r.next_u64()
-        }).collect();
-        let b: Vec<u64> = (0..4).map({
-            let mut r = SimRng::new(7);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = SimRng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map({
+                let mut r = SimRng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
         assert_ne!(
             SimRng::for_stream(7, 1, 0).next_u64(),

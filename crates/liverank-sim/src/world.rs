@@ -13,13 +13,38 @@ use serde::{Deserialize, Serialize};
 /// Content categories shared by lives and short videos; the index is the `CategoryId`.
 /// The last eight exist only as short videos.
 pub const CATEGORY_NAMES: [&str; 32] = [
-    "singing", "dancing", "instrument", // talent
-    "moba", "fps", "mobile_game", "chess_cards", // game
-    "fashion", "beauty", "food", "home_goods", "electronics", // ecommerce
-    "chat_emotion", "comedy", "pets", // chat
-    "fishing", "travel", "farming", "sports", "cars", // outdoor
-    "news", "knowledge", "film", "kids", "cooking", "fitness", "tech", "anime", "crafts",
-    "vlog", "art", "history",
+    "singing",
+    "dancing",
+    "instrument", // talent
+    "moba",
+    "fps",
+    "mobile_game",
+    "chess_cards", // game
+    "fashion",
+    "beauty",
+    "food",
+    "home_goods",
+    "electronics", // ecommerce
+    "chat_emotion",
+    "comedy",
+    "pets", // chat
+    "fishing",
+    "travel",
+    "farming",
+    "sports",
+    "cars", // outdoor
+    "news",
+    "knowledge",
+    "film",
+    "kids",
+    "cooking",
+    "fitness",
+    "tech",
+    "anime",
+    "crafts",
+    "vlog",
+    "art",
+    "history",
 ];
 
 /// Number of content categories.
@@ -472,6 +497,23 @@ fn timeline(rng: &mut SimRng, a: &AuthorTraits, s: i64, e: i64) -> Timeline {
     (highlights, sales)
 }
 
+impl World {
+    /// Highlight intervals of every room, as ground-truth rows.
+    pub fn truth_highlights(&self) -> Vec<crate::realism::TruthHighlight> {
+        self.lives
+            .iter()
+            .flat_map(|l| {
+                l.highlights.iter().map(|h| crate::realism::TruthHighlight {
+                    live: l.row.live.0,
+                    start: h.0.0,
+                    end: h.1.0,
+                    kind: h.2,
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,7 +543,11 @@ mod tests {
         }
         // Every author type streams in the tiny world.
         for t in AuthorType::ALL {
-            assert!(w.lives.iter().any(|l| w.authors[l.author_index as usize].row.author_type == t));
+            assert!(
+                w.lives
+                    .iter()
+                    .any(|l| w.authors[l.author_index as usize].row.author_type == t)
+            );
         }
     }
 
@@ -522,25 +568,10 @@ mod tests {
             ],
             sales: vec![],
         };
-        let inside: Vec<i64> = (0..100).filter(|&t| track.in_highlight(EventTime(t))).collect();
+        let inside: Vec<i64> = (0..100)
+            .filter(|&t| track.in_highlight(EventTime(t)))
+            .collect();
         let expected: Vec<i64> = (10..20).chain(40..50).collect();
         assert_eq!(inside, expected);
-    }
-}
-
-impl World {
-    /// Highlight intervals of every room, as ground-truth rows.
-    pub fn truth_highlights(&self) -> Vec<crate::realism::TruthHighlight> {
-        self.lives
-            .iter()
-            .flat_map(|l| {
-                l.highlights.iter().map(|h| crate::realism::TruthHighlight {
-                    live: l.row.live.0,
-                    start: h.0.0,
-                    end: h.1.0,
-                    kind: h.2,
-                })
-            })
-            .collect()
     }
 }

@@ -1,5 +1,7 @@
 //! The simulator's acceptance checks (issue #2): realism on the tiny preset, determinism.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 use liverank_sim::realism::{RealismContext, RealismReport, RealismStats};
 use liverank_sim::{Preset, SimConfig, Simulation, VecSink};
 
@@ -30,7 +32,11 @@ fn tiny_preset_behaves_like_a_live_platform() {
         "video:live = {}",
         r.video_per_live
     );
-    assert!(r.highlight_lift >= 1.5, "highlight lift {}", r.highlight_lift);
+    assert!(
+        r.highlight_lift >= 1.5,
+        "highlight lift {}",
+        r.highlight_lift
+    );
     assert!(r.next_product_same_c2 >= 0.5, "{}", r.next_product_same_c2);
     assert!(
         r.next_product_same_c2 >= 3.0 * r.random_same_c1_baseline,
@@ -38,7 +44,11 @@ fn tiny_preset_behaves_like_a_live_platform() {
         r.next_product_same_c2,
         r.random_same_c1_baseline
     );
-    assert!(r.gift_delay_min[1] >= 10.0, "median gift delay {:?}", r.gift_delay_min);
+    assert!(
+        r.gift_delay_min[1] >= 10.0,
+        "median gift delay {:?}",
+        r.gift_delay_min
+    );
     assert!(!r.interest_transfer.is_empty());
     assert!(
         r.interest_transfer_median >= 2.0,
@@ -70,4 +80,18 @@ fn clean_stream_is_time_ordered_with_dense_unique_ids() {
         assert_eq!(e.event_id.0, i as u64 + 1);
     }
     assert!(sink.malformed.is_empty());
+}
+
+/// The demo preset's figures (opt-in: `cargo test -p liverank-sim --release -- --ignored`).
+#[test]
+#[ignore = "runs the small preset (~6 M events); opt-in"]
+fn small_preset_oracle_auc_is_learnable_but_not_trivial() {
+    let (_sim, sink, r) = run(SimConfig::preset(Preset::Small));
+    eprintln!("events {}", sink.events.len());
+    eprintln!("{}", serde_json::to_string_pretty(&r).unwrap());
+    let auc = r.oracle_click_auc.unwrap();
+    assert!((0.70..=0.90).contains(&auc), "oracle AUC {auc}");
+    assert!((8.0..=10.0).contains(&r.video_per_live));
+    assert!(r.highlight_lift >= 1.5);
+    assert!(r.gift_delay_min[1] >= 10.0);
 }

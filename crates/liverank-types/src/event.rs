@@ -547,9 +547,7 @@ impl EventType {
             EventType::Impression => (F_USER | F_REQUEST | F_POSITION | F_PAGE, F_LIVE | F_VIDEO),
             EventType::Enter => (UL, F_REQUEST),
             EventType::Leave => (UL | F_WATCH, 0),
-            EventType::Like | EventType::Comment | EventType::Follow | EventType::Share => {
-                (UL, 0)
-            }
+            EventType::Like | EventType::Comment | EventType::Follow | EventType::Share => (UL, 0),
             EventType::Gift => (UL | F_VALUE, 0),
             EventType::CartClick => (UL | F_PRODUCT, 0),
             EventType::Purchase => (UL | F_PRODUCT | F_AMOUNT, 0),
@@ -868,7 +866,10 @@ mod tests {
         assert!(err.contains("must not carry field `video`"), "{err}");
         let err = parse(r#"{"event_id":1,"ts":5,"type":"leave","user":1,"live":2,"watch_ms":-4}"#)
             .unwrap_err();
-        assert!(err.contains("`watch_ms` must not be negative, got -4"), "{err}");
+        assert!(
+            err.contains("`watch_ms` must not be negative, got -4"),
+            "{err}"
+        );
         let err = parse(r#"{"event_id":1,"ts":5,"type":"teleport","user":1}"#).unwrap_err();
         assert!(err.contains("unknown variant `teleport`"), "{err}");
         let err = parse(

@@ -22,8 +22,7 @@ pub mod time;
 
 pub use entity::{Author, AuthorType, Live, Product, TABLE_FORMAT_VERSION, User, Video};
 pub use event::{
-    EVENT_FORMAT_VERSION, Event, EventKind, EventRecord, EventType, ItemRef, Page,
-    ValidationError,
+    EVENT_FORMAT_VERSION, Event, EventKind, EventRecord, EventType, ItemRef, Page, ValidationError,
 };
 pub use id::{AuthorId, CategoryId, EventId, LiveId, ProductId, RequestId, UserId, VideoId};
 pub use task::Task;

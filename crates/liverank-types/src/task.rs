@@ -79,6 +79,11 @@ mod tests {
         for t in Task::ALL {
             assert_eq!(t.as_str().parse::<Task>().unwrap(), t);
         }
-        assert!("watch".parse::<Task>().unwrap_err().contains("expected one of click"));
+        assert!(
+            "watch"
+                .parse::<Task>()
+                .unwrap_err()
+                .contains("expected one of click")
+        );
     }
 }
