@@ -30,6 +30,57 @@ pub const FORMAT_KEY: &str = "liverank.format";
 /// Key-value metadata key holding the format version.
 pub const VERSION_KEY: &str = "liverank.format_version";
 
+/// Key-value metadata key holding the content checksum of all rows.
+pub const CHECKSUM_KEY: &str = "liverank.content_checksum";
+
+/// Order-dependent digest of a stream of records. Parquet pages carry no checksum in this
+/// writer, and a flipped byte inside a page can decode into plausible values; this digest,
+/// stored in the footer, turns such silent corruption into an error at the end of a read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContentChecksum(u64);
+
+impl ContentChecksum {
+    fn mix(&mut self, v: u64) {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        self.0 = (self.0.rotate_left(23) ^ v).wrapping_mul(K);
+    }
+
+    fn opt(&mut self, v: Option<u64>) {
+        match v {
+            Some(x) => {
+                self.mix(1);
+                self.mix(x);
+            }
+            None => self.mix(0),
+        }
+    }
+
+    /// Adds one record.
+    pub fn add(&mut self, r: &EventRecord) {
+        self.mix(r.event_id);
+        self.mix(r.ts as u64);
+        self.mix(r.event_type.map_or(u64::MAX, |t| t as u64));
+        for v in [r.user, r.live, r.video, r.author, r.request_id] {
+            self.opt(v);
+        }
+        self.opt(r.position.map(u64::from));
+        self.opt(r.page.map(|p| p as u64));
+        self.opt(r.watch_ms.map(|v| v as u64));
+        self.opt(r.completed.map(u64::from));
+        self.opt(r.value.map(|v| v as u64));
+        self.opt(r.product);
+        self.opt(r.amount.map(|v| v as u64));
+        for v in [r.category, r.c1, r.c2, r.c3] {
+            self.opt(v.map(u64::from));
+        }
+    }
+
+    /// The digest as hex.
+    pub fn to_hex(self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
 /// The Arrow schema of an events file, version [`EVENT_FORMAT_VERSION`].
 pub fn event_schema() -> SchemaRef {
     let u64n = |n: &str| Field::new(n, DataType::UInt64, true);
@@ -139,6 +190,8 @@ pub struct ParquetEventWriter<W: Write + Send> {
     batch_rows: usize,
     schema: SchemaRef,
     path: PathBuf,
+    checksum: ContentChecksum,
+    total_rows: u64,
 }
 
 impl<W: Write + Send> std::fmt::Debug for ParquetEventWriter<W> {
@@ -194,6 +247,8 @@ impl<W: Write + Send> ParquetEventWriter<W> {
             batch_rows,
             schema,
             path,
+            checksum: ContentChecksum::default(),
+            total_rows: 0,
         })
     }
 
@@ -210,6 +265,8 @@ impl<W: Write + Send> ParquetEventWriter<W> {
     /// Appends one flat record as is (it may be invalid: fault injection uses this).
     pub fn write_record(&mut self, record: &EventRecord) -> Result<()> {
         self.columns.push(record);
+        self.checksum.add(record);
+        self.total_rows += 1;
         self.rows += 1;
         if self.rows >= self.batch_rows {
             self.flush_batch()?;
@@ -236,6 +293,10 @@ impl<W: Write + Send> ParquetEventWriter<W> {
     pub fn finish(mut self) -> Result<()> {
         self.flush_batch()?;
         let path = self.path.clone();
+        self.writer.append_key_value_metadata(KeyValue::new(
+            CHECKSUM_KEY.to_string(),
+            format!("{} {}", self.total_rows, self.checksum.to_hex()),
+        ));
         self.writer.close().map_err(|e| IngestError::Encode {
             path,
             reason: e.to_string(),
@@ -302,6 +363,8 @@ pub struct ParquetEventReader {
     index: usize,
     row: u64,
     failed: bool,
+    checksum: ContentChecksum,
+    expected: Option<String>,
 }
 
 impl std::fmt::Debug for ParquetEventReader {
@@ -342,6 +405,12 @@ impl ParquetEventReader {
                 }
             }
         }
+        let expected = builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|k| k.key == CHECKSUM_KEY))
+            .and_then(|k| k.value.clone());
         let batches = builder
             .with_batch_size(8_192)
             .build()
@@ -357,6 +426,8 @@ impl ParquetEventReader {
             index: 0,
             row: 0,
             failed: false,
+            checksum: ContentChecksum::default(),
+            expected,
         })
     }
 
@@ -368,7 +439,15 @@ impl ParquetEventReader {
             reason,
         };
         match next {
-            Ok(None) => None,
+            Ok(None) => {
+                let actual = format!("{} {}", self.row, self.checksum.to_hex());
+                match &self.expected {
+                    Some(expected) if *expected != actual => Some(Err(corrupt(format!(
+                        "content checksum mismatch: footer says `{expected}`, data gives `{actual}`"
+                    )))),
+                    _ => None,
+                }
+            }
             Ok(Some(Ok(batch))) => {
                 self.batch = Some(batch);
                 self.index = 0;
@@ -480,7 +559,10 @@ impl Iterator for ParquetEventReader {
                     })
                 };
                 let record = match record_at(batch, i) {
-                    Ok(r) => r,
+                    Ok(r) => {
+                        self.checksum.add(&r);
+                        r
+                    }
                     Err(reason) => return Some(Err(error(RecordErrorKind::Malformed, reason))),
                 };
                 let raw = serde_json::to_string(&record).ok();

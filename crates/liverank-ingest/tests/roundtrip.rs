@@ -1,0 +1,133 @@
+//! Round trips: any valid events survive JSON Lines and Parquet unchanged and in order.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use liverank_ingest::{
+    EventFormat, EventWriter, JsonlEventReader, JsonlEventWriter, ParquetEventWriter, open_events,
+    read_table, write_table,
+};
+use liverank_testkit::arb_event;
+use liverank_types::{AuthorId, CategoryId, Event, EventTime, Live, LiveId, User, UserId};
+use proptest::prelude::*;
+use std::fs::File;
+
+fn read_all(path: &std::path::Path) -> Vec<Event> {
+    open_events(path).unwrap().map(|r| r.unwrap()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn jsonl_round_trip(events in proptest::collection::vec(arb_event(), 0..200)) {
+        let mut w = JsonlEventWriter::new(Vec::new(), "mem");
+        for e in &events {
+            w.write(e).unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        let back: Vec<Event> = JsonlEventReader::new(&bytes[..], "mem").map(|r| r.unwrap()).collect();
+        prop_assert_eq!(back, events);
+    }
+
+    #[test]
+    fn parquet_round_trip_across_batches(
+        events in proptest::collection::vec(arb_event(), 0..300),
+        batch in 1usize..64,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.parquet");
+        let mut w = ParquetEventWriter::with_batch_rows(File::create(&path).unwrap(), &path, batch).unwrap();
+        for e in &events {
+            w.write(e).unwrap();
+        }
+        w.finish().unwrap();
+        prop_assert_eq!(read_all(&path), events);
+    }
+
+    #[test]
+    fn both_formats_agree_through_the_format_neutral_writer(
+        events in proptest::collection::vec(arb_event(), 1..100),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        for format in [EventFormat::Jsonl, EventFormat::Parquet] {
+            let path = dir.path().join(format!("e.{}", format.extension()));
+            let mut w = EventWriter::create(&path, format).unwrap();
+            for e in &events {
+                w.write(e).unwrap();
+            }
+            w.finish().unwrap();
+            prop_assert_eq!(read_all(&path), events.clone());
+        }
+    }
+}
+
+#[test]
+fn entity_tables_round_trip_in_both_formats() {
+    let users = vec![
+        User {
+            user: UserId(1),
+            gender: 2,
+            age_bucket: 3,
+            city_tier: 1,
+            activity_level: 3,
+            payer_level: 0,
+        },
+        User {
+            user: UserId(u64::MAX),
+            gender: 0,
+            age_bucket: 6,
+            city_tier: 5,
+            activity_level: 0,
+            payer_level: 3,
+        },
+    ];
+    let lives = vec![Live {
+        live: LiveId(9),
+        author: AuthorId(4),
+        start: EventTime(1_767_225_600_000),
+        end: EventTime(1_767_232_800_000),
+        category: CategoryId(15),
+    }];
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["jsonl", "parquet"] {
+        let u = dir.path().join(format!("users.{ext}"));
+        write_table(&u, "users", &users).unwrap();
+        assert_eq!(read_table::<User>(&u).unwrap(), users);
+        let l = dir.path().join(format!("lives.{ext}"));
+        write_table(&l, "lives", &lives).unwrap();
+        assert_eq!(read_table::<Live>(&l).unwrap(), lives);
+    }
+}
+
+#[test]
+fn event_parquet_schema_matches_golden() {
+    let schema = liverank_ingest::event_schema();
+    let text: String = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {}\n",
+                f.name(),
+                f.data_type(),
+                if f.is_nullable() {
+                    "nullable"
+                } else {
+                    "required"
+                }
+            )
+        })
+        .collect();
+    let golden_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/formats/events_schema_v1.txt"
+    );
+    if std::env::var_os("LIVERANK_BLESS").is_some() {
+        std::fs::write(golden_path, &text).unwrap();
+    }
+    let golden = std::fs::read_to_string(golden_path).unwrap();
+    assert_eq!(
+        text, golden,
+        "the events schema changed: bump EVENT_FORMAT_VERSION, add a fixture, then bless"
+    );
+}
