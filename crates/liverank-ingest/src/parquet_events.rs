@@ -10,9 +10,9 @@ use crate::record::{Position, ReadError, RecordError, RecordErrorKind};
 use arrow_array::builder::{
     BooleanBuilder, Int64Builder, StringBuilder, UInt32Builder, UInt64Builder,
 };
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Int64Type, UInt32Type, UInt64Type};
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use liverank_types::{EVENT_FORMAT_VERSION, Event, EventRecord, EventType, Page};
 use parquet::arrow::ArrowWriter;
@@ -359,8 +359,7 @@ pub struct ParquetEventReader {
     batches: ParquetRecordBatchReader,
     path: PathBuf,
     source: String,
-    batch: Option<RecordBatch>,
-    index: usize,
+    pending: std::collections::VecDeque<std::result::Result<Event, ReadError>>,
     row: u64,
     failed: bool,
     checksum: ContentChecksum,
@@ -422,8 +421,7 @@ impl ParquetEventReader {
             batches,
             path: path.to_path_buf(),
             source: path.display().to_string(),
-            batch: None,
-            index: 0,
+            pending: std::collections::VecDeque::new(),
             row: 0,
             failed: false,
             checksum: ContentChecksum::default(),
@@ -431,7 +429,7 @@ impl ParquetEventReader {
         })
     }
 
-    fn next_batch(&mut self) -> Option<Result<()>> {
+    fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
         // The Parquet decoder is not ours; a corrupt page must never take the process down.
         let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.batches.next()));
         let corrupt = |reason: String| IngestError::Corrupt {
@@ -448,11 +446,7 @@ impl ParquetEventReader {
                     _ => None,
                 }
             }
-            Ok(Some(Ok(batch))) => {
-                self.batch = Some(batch);
-                self.index = 0;
-                Some(Ok(()))
-            }
+            Ok(Some(Ok(batch))) => Some(Ok(batch)),
             Ok(Some(Err(e))) => Some(Err(corrupt(e.to_string()))),
             Err(_) => Some(Err(corrupt(
                 "the Parquet decoder failed on a corrupt page".into(),
@@ -461,123 +455,168 @@ impl ParquetEventReader {
     }
 }
 
-fn record_at(batch: &RecordBatch, i: usize) -> std::result::Result<EventRecord, String> {
-    // Columns were checked at open; a missing one here is reported, not unwrapped.
-    let col = |name: &str| {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| format!("missing column `{name}`"))
-    };
-    let u64c = |name: &str| -> std::result::Result<Option<u64>, String> {
-        let c = col(name)?;
-        let a = c
-            .as_primitive_opt::<UInt64Type>()
-            .ok_or_else(|| format!("column `{name}` is not UInt64"))?;
-        Ok(a.is_valid(i).then(|| a.value(i)))
-    };
-    let u32c = |name: &str| -> std::result::Result<Option<u32>, String> {
-        let c = col(name)?;
-        let a = c
-            .as_primitive_opt::<UInt32Type>()
-            .ok_or_else(|| format!("column `{name}` is not UInt32"))?;
-        Ok(a.is_valid(i).then(|| a.value(i)))
-    };
-    let i64c = |name: &str| -> std::result::Result<Option<i64>, String> {
-        let c = col(name)?;
-        let a = c
-            .as_primitive_opt::<Int64Type>()
-            .ok_or_else(|| format!("column `{name}` is not Int64"))?;
-        Ok(a.is_valid(i).then(|| a.value(i)))
-    };
-    let strc = |name: &str| -> std::result::Result<Option<&str>, String> {
-        let c = col(name)?;
-        let a = c
-            .as_string_opt::<i32>()
-            .ok_or_else(|| format!("column `{name}` is not Utf8"))?;
-        Ok(a.is_valid(i).then(|| a.value(i)))
-    };
-    let completed = {
-        let c = col("completed")?;
-        let a = c
-            .as_boolean_opt()
-            .ok_or_else(|| "column `completed` is not Boolean".to_string())?;
-        a.is_valid(i).then(|| a.value(i))
-    };
-    let event_type = match strc("type")? {
-        Some(t) => Some(t.parse::<EventType>()?),
-        None => None,
-    };
-    let page = match strc("page")? {
-        Some(p) => Some(p.parse::<Page>()?),
-        None => None,
-    };
-    Ok(EventRecord {
-        event_id: u64c("event_id")?.ok_or("null `event_id`")?,
-        ts: i64c("ts")?.ok_or("null `ts`")?,
-        event_type,
-        user: u64c("user")?,
-        live: u64c("live")?,
-        video: u64c("video")?,
-        author: u64c("author")?,
-        request_id: u64c("request_id")?,
-        position: u32c("position")?,
-        page,
-        watch_ms: i64c("watch_ms")?,
-        completed,
-        value: i64c("value")?,
-        product: u64c("product")?,
-        amount: i64c("amount")?,
-        category: u32c("category")?,
-        c1: u32c("c1")?,
-        c2: u32c("c2")?,
-        c3: u32c("c3")?,
-    })
+/// The typed columns of one batch, resolved once so rows are read without lookups.
+struct BatchColumns<'a> {
+    event_id: &'a UInt64Array,
+    ts: &'a Int64Array,
+    event_type: &'a StringArray,
+    user: &'a UInt64Array,
+    live: &'a UInt64Array,
+    video: &'a UInt64Array,
+    author: &'a UInt64Array,
+    request_id: &'a UInt64Array,
+    position: &'a UInt32Array,
+    page: &'a StringArray,
+    watch_ms: &'a Int64Array,
+    completed: &'a BooleanArray,
+    value: &'a Int64Array,
+    product: &'a UInt64Array,
+    amount: &'a Int64Array,
+    category: &'a UInt32Array,
+    c1: &'a UInt32Array,
+    c2: &'a UInt32Array,
+    c3: &'a UInt32Array,
+}
+
+fn column<'a, T: 'static>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> std::result::Result<&'a T, String> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| format!("missing column `{name}`"))?
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| format!("column `{name}` has an unexpected type"))
+}
+
+fn get<T: arrow_array::types::ArrowPrimitiveType>(
+    a: &arrow_array::PrimitiveArray<T>,
+    i: usize,
+) -> Option<T::Native> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
+impl<'a> BatchColumns<'a> {
+    fn new(b: &'a RecordBatch) -> std::result::Result<Self, String> {
+        Ok(Self {
+            event_id: column(b, "event_id")?,
+            ts: column(b, "ts")?,
+            event_type: column(b, "type")?,
+            user: column(b, "user")?,
+            live: column(b, "live")?,
+            video: column(b, "video")?,
+            author: column(b, "author")?,
+            request_id: column(b, "request_id")?,
+            position: column(b, "position")?,
+            page: column(b, "page")?,
+            watch_ms: column(b, "watch_ms")?,
+            completed: column(b, "completed")?,
+            value: column(b, "value")?,
+            product: column(b, "product")?,
+            amount: column(b, "amount")?,
+            category: column(b, "category")?,
+            c1: column(b, "c1")?,
+            c2: column(b, "c2")?,
+            c3: column(b, "c3")?,
+        })
+    }
+
+    fn record(&self, i: usize) -> std::result::Result<EventRecord, String> {
+        // The writer stores a missing type as "" (the column is required).
+        let event_type = match self
+            .event_type
+            .is_valid(i)
+            .then(|| self.event_type.value(i))
+        {
+            None | Some("") => None,
+            Some(t) => Some(t.parse::<EventType>()?),
+        };
+        let page = if self.page.is_valid(i) {
+            Some(self.page.value(i).parse::<Page>()?)
+        } else {
+            None
+        };
+        Ok(EventRecord {
+            event_id: get(self.event_id, i).ok_or("null `event_id`")?,
+            ts: get(self.ts, i).ok_or("null `ts`")?,
+            event_type,
+            user: get(self.user, i),
+            live: get(self.live, i),
+            video: get(self.video, i),
+            author: get(self.author, i),
+            request_id: get(self.request_id, i),
+            position: get(self.position, i),
+            page,
+            watch_ms: get(self.watch_ms, i),
+            completed: self.completed.is_valid(i).then(|| self.completed.value(i)),
+            value: get(self.value, i),
+            product: get(self.product, i),
+            amount: get(self.amount, i),
+            category: get(self.category, i),
+            c1: get(self.c1, i),
+            c2: get(self.c2, i),
+            c3: get(self.c3, i),
+        })
+    }
+}
+
+impl ParquetEventReader {
+    /// Decodes every row of `batch` into `pending`.
+    fn decode_batch(&mut self, batch: &RecordBatch) {
+        let columns = BatchColumns::new(batch);
+        for i in 0..batch.num_rows() {
+            let row = self.row;
+            self.row += 1;
+            let error = |kind, reason: String, raw: Option<String>| {
+                ReadError::Record(RecordError {
+                    source: self.source.clone(),
+                    position: Position::Row(row),
+                    kind,
+                    reason,
+                    raw,
+                })
+            };
+            let record = match columns
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|c| c.record(i))
+            {
+                Ok(r) => r,
+                Err(reason) => {
+                    self.pending
+                        .push_back(Err(error(RecordErrorKind::Malformed, reason, None)));
+                    continue;
+                }
+            };
+            self.checksum.add(&record);
+            // The raw form is only built for the rare invalid row.
+            let item = match Event::try_from(record.clone()) {
+                Ok(e) => Ok(e),
+                Err(e) => Err(error(
+                    RecordErrorKind::Invalid,
+                    e.to_string(),
+                    serde_json::to_string(&record).ok(),
+                )),
+            };
+            self.pending.push_back(item);
+        }
+    }
 }
 
 impl Iterator for ParquetEventReader {
     type Item = std::result::Result<Event, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
         loop {
-            if let Some(batch) = &self.batch
-                && self.index < batch.num_rows()
-            {
-                let i = self.index;
-                self.index += 1;
-                let row = self.row;
-                self.row += 1;
-                let error = |kind, reason: String| {
-                    ReadError::Record(RecordError {
-                        source: self.source.clone(),
-                        position: Position::Row(row),
-                        kind,
-                        reason,
-                        raw: None,
-                    })
-                };
-                let record = match record_at(batch, i) {
-                    Ok(r) => {
-                        self.checksum.add(&r);
-                        r
-                    }
-                    Err(reason) => return Some(Err(error(RecordErrorKind::Malformed, reason))),
-                };
-                let raw = serde_json::to_string(&record).ok();
-                return Some(Event::try_from(record).map_err(|e| {
-                    match error(RecordErrorKind::Invalid, e.to_string()) {
-                        ReadError::Record(mut r) => {
-                            r.raw = raw;
-                            ReadError::Record(r)
-                        }
-                        other => other,
-                    }
-                }));
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            if self.failed {
+                return None;
             }
             match self.next_batch()? {
-                Ok(()) => {}
+                Ok(batch) => self.decode_batch(&batch),
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(ReadError::Fatal(e)));

@@ -101,40 +101,53 @@ fn inspect_reports_realism_figures() {
 #[test]
 fn faulty_stream_is_read_with_dead_letters_and_counts() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("sim");
-    let o = liverank(&[
-        "simulate",
-        "--preset",
-        "tiny",
-        "--format",
-        "jsonl",
-        "--malformed",
-        "0.01",
-        "--duplicate",
-        "0.01",
-        "--quiet",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    let injected = manifest["summary"]["faults"]["malformed"].as_u64().unwrap();
-    assert!(injected > 100, "{manifest}");
-    let dead = tmp.path().join("dead.jsonl");
-    let o = liverank(&[
-        "inspect",
-        "--json",
-        "--dead-letters",
-        dead.to_str().unwrap(),
-        dir.join("events.jsonl").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let dead_lines = std::fs::read_to_string(&dead).unwrap().lines().count() as u64;
-    assert_eq!(
-        dead_lines, injected,
-        "every malformed record is a dead letter"
-    );
+    for ext in ["jsonl", "parquet"] {
+        let dir = tmp.path().join(ext);
+        let o = liverank(&[
+            "simulate",
+            "--preset",
+            "tiny",
+            "--format",
+            ext,
+            "--malformed",
+            "0.01",
+            "--duplicate",
+            "0.01",
+            "--quiet",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        let injected = manifest["summary"]["faults"]["malformed"].as_u64().unwrap();
+        let left_out = manifest["summary"]["malformed_not_representable_in_parquet"]
+            .as_u64()
+            .unwrap();
+        assert!(injected > 100, "{manifest}");
+        if ext == "jsonl" {
+            assert_eq!(left_out, 0);
+        }
+        let dead = tmp.path().join(format!("dead-{ext}.jsonl"));
+        let o = liverank(&[
+            "inspect",
+            "--json",
+            "--dead-letters",
+            dead.to_str().unwrap(),
+            dir.join(format!("events.{ext}")).to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "{ext}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let dead_lines = std::fs::read_to_string(&dead).unwrap().lines().count() as u64;
+        assert_eq!(
+            dead_lines,
+            injected - left_out,
+            "{ext}: every malformed record written is a dead letter"
+        );
+    }
 }
 
 #[test]
