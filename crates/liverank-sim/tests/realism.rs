@@ -84,7 +84,7 @@ fn clean_stream_is_time_ordered_with_dense_unique_ids() {
 
 /// The demo preset's figures (opt-in: `cargo test -p liverank-sim --release -- --ignored`).
 #[test]
-#[ignore = "runs the small preset (~6 M events); opt-in"]
+#[ignore = "runs the small preset (~3 M events); opt-in"]
 fn small_preset_oracle_auc_is_learnable_but_not_trivial() {
     let (_sim, sink, r) = run(SimConfig::preset(Preset::Small));
     eprintln!("events {}", sink.events.len());
