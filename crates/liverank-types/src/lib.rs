@@ -17,6 +17,7 @@
 pub mod entity;
 pub mod event;
 pub mod id;
+pub mod sample;
 pub mod task;
 pub mod time;
 
@@ -25,5 +26,9 @@ pub use event::{
     EVENT_FORMAT_VERSION, Event, EventKind, EventRecord, EventType, ItemRef, Page, ValidationError,
 };
 pub use id::{AuthorId, CategoryId, EventId, LiveId, ProductId, RequestId, UserId, VideoId};
+pub use sample::{
+    ExposureFeatures, LabelMask, Policy, SAMPLE_FORMAT_VERSION, STAT_SERIES, Sample, SampleKind,
+    sample_id,
+};
 pub use task::Task;
 pub use time::{DurationMs, EventTime};
