@@ -327,6 +327,17 @@ impl SampleEngine {
         }
     }
 
+    /// Processes every buffered event as if the watermark had passed it, without running
+    /// time beyond the last event (tests and tools that inspect the state use this).
+    pub fn drain_buffer(&mut self, out: &mut Vec<Output>) {
+        self.drain(i64::MAX, out);
+    }
+
+    /// The statistics state of a room, if the engine holds it.
+    pub fn room_stats(&self, live: u64) -> Option<&LiveState> {
+        self.lives.get(&live)
+    }
+
     /// End of a finite input: time runs on until every exposure has closed and every
     /// window has fired.
     pub fn finish(&mut self, out: &mut Vec<Output>) {
