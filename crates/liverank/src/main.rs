@@ -5,6 +5,7 @@
 
 mod bench;
 mod inspect;
+mod samples;
 mod settings;
 mod simulate;
 
@@ -29,6 +30,8 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Summarise an event file: counts, exposure mix, highlight CTR, gift delays.
     Inspect(inspect::InspectArgs),
+    /// Build training samples from events under one or more labelling policies.
+    Samples(samples::SamplesArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Print the effective settings (defaults ← --config ← environment) as TOML.
@@ -84,6 +87,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Simulate(args) => simulate::run(&settings, args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Samples(args) => samples::run(args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;

@@ -1,0 +1,315 @@
+//! `liverank samples`: run the Moment sample engine over an event file, with checkpoints
+//! that make a killed run resume exactly, and the label-consistency report.
+
+use crate::{Failure, InputContext};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use liverank_ingest::{
+    DeadLetter, DeadLetterKind, EventFormat, ReadError, RecordErrorKind, open_events, read_table,
+};
+use liverank_samples::checkpoint::{read_checkpoint, write_checkpoint};
+use liverank_samples::{FeatureContext, Output, RejectReason, SampleConfig, SampleEngine};
+use liverank_types::{Author, Policy, Task, User};
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Arguments of `liverank samples`.
+#[derive(Debug, Args)]
+pub struct SamplesArgs {
+    /// Event file (.parquet or .jsonl), in arrival order.
+    #[arg(long)]
+    events: PathBuf,
+    /// Output directory: samples.jsonl, dead_letters.jsonl, checkpoint.bin, summary.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Labelling policy; repeat for several in one pass.
+    #[arg(long = "policy", default_values = ["realtime"])]
+    policies: Vec<Policy>,
+    /// Write a checkpoint every this many input records (0: only at the end).
+    #[arg(long, default_value_t = 500_000)]
+    checkpoint_every: u64,
+    /// Start over even if a checkpoint exists in the output directory.
+    #[arg(long)]
+    fresh: bool,
+    /// Leave the (large) feature block out of samples.jsonl.
+    #[arg(long)]
+    no_features: bool,
+    /// Print the label-consistency table (share of complete positives each policy
+    /// captures, and the capture delay). Runs every policy.
+    #[arg(long)]
+    report: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+struct Outputs {
+    samples: BufWriter<std::fs::File>,
+    dead: BufWriter<std::fs::File>,
+    samples_path: PathBuf,
+    dead_path: PathBuf,
+}
+
+fn open_truncated(path: &Path, len: Option<u64>) -> Result<std::fs::File, Failure> {
+    let f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(len.is_none())
+        .open(path)
+        .map_err(|e| anyhow::Error::from(e).context(format!("opening {}", path.display())))?;
+    if let Some(len) = len {
+        // Drop whatever was written after the checkpoint: it will be produced again.
+        f.set_len(len).map_err(anyhow::Error::from)?;
+    }
+    let mut f = f;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)).map_err(anyhow::Error::from)?;
+    Ok(f)
+}
+
+impl Outputs {
+    fn open(dir: &Path, lengths: Option<(u64, u64)>) -> Result<Self, Failure> {
+        let samples_path = dir.join("samples.jsonl");
+        let dead_path = dir.join("dead_letters.jsonl");
+        Ok(Self {
+            samples: BufWriter::new(open_truncated(&samples_path, lengths.map(|l| l.0))?),
+            dead: BufWriter::new(open_truncated(&dead_path, lengths.map(|l| l.1))?),
+            samples_path,
+            dead_path,
+        })
+    }
+
+    /// Flushes and syncs; returns the byte lengths to store in a checkpoint.
+    fn sync(&mut self) -> Result<(u64, u64), Failure> {
+        let mut lens = [0u64; 2];
+        for (i, w) in [&mut self.samples, &mut self.dead].into_iter().enumerate() {
+            w.flush().map_err(anyhow::Error::from)?;
+            w.get_ref().sync_all().map_err(anyhow::Error::from)?;
+            lens[i] = w.get_ref().metadata().map_err(anyhow::Error::from)?.len();
+        }
+        Ok((lens[0], lens[1]))
+    }
+}
+
+fn sibling<T: serde::de::DeserializeOwned>(events: &Path, stem: &str) -> Vec<T> {
+    let dir = events.parent().unwrap_or(Path::new("."));
+    let ext = events
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("parquet");
+    let path = dir.join(format!("{stem}.{ext}"));
+    read_table(&path).unwrap_or_default()
+}
+
+/// Runs the command.
+pub fn run(args: SamplesArgs) -> Result<(), Failure> {
+    EventFormat::from_path(&args.events).input_err("unsupported event file")?;
+    let mut policies = args.policies.clone();
+    if args.report {
+        policies = Policy::ALL.to_vec();
+    }
+    policies.dedup();
+    let config = SampleConfig {
+        policies,
+        ..SampleConfig::default()
+    };
+    config.validate().input_err("invalid sample settings")?;
+    std::fs::create_dir_all(&args.out).map_err(anyhow::Error::from)?;
+    let users: Vec<User> = sibling(&args.events, "users");
+    let authors: Vec<Author> = sibling(&args.events, "authors");
+    let context = Arc::new(FeatureContext::new(&users, &authors));
+    let checkpoint = args.out.join("checkpoint.bin");
+    if args.fresh {
+        let _ = std::fs::remove_file(&checkpoint);
+    }
+    let restored = read_checkpoint(&checkpoint, context.clone())
+        .input_err("the checkpoint cannot be used (remove it or pass --fresh)")?;
+    let (mut engine, skip, lengths) = match restored {
+        Some(r) => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(r.extra.get(..8).unwrap_or(&[0; 8]));
+            let a = u64::from_le_bytes(w);
+            w.copy_from_slice(r.extra.get(8..16).unwrap_or(&[0; 8]));
+            let b = u64::from_le_bytes(w);
+            if r.engine.config() != &config {
+                return Err(Failure::Input(anyhow::anyhow!(
+                    "the checkpoint in {} was made with other settings (policies); pass --fresh to start over",
+                    args.out.display()
+                )));
+            }
+            (r.engine, r.input_offset, Some((a, b)))
+        }
+        None => (SampleEngine::new(config.clone(), context), 0, None),
+    };
+    let mut outputs = Outputs::open(&args.out, lengths)?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} samples: {pos} records read · {msg} · {elapsed}")
+            .map_err(anyhow::Error::from)?,
+    );
+    let source = args.events.display().to_string();
+    let mut offset = 0u64;
+    let mut out = Vec::new();
+    let mut line = Vec::new();
+    let write_out =
+        |out: &mut Vec<Output>, o: &mut Outputs, line: &mut Vec<u8>| -> Result<(), Failure> {
+            for item in out.drain(..) {
+                line.clear();
+                match item {
+                    Output::Sample(mut s) => {
+                        if args.no_features {
+                            s.features = Arc::default();
+                        }
+                        serde_json::to_writer(&mut *line, &s).map_err(anyhow::Error::from)?;
+                        line.push(b'\n');
+                        o.samples.write_all(line).map_err(anyhow::Error::from)?;
+                    }
+                    Output::Rejected { event, reason } => {
+                        let (kind, reason) = match reason {
+                            RejectReason::Late { watermark } => (
+                                DeadLetterKind::Late,
+                                format!("ts {} is behind the watermark {watermark}", event.ts.0),
+                            ),
+                            RejectReason::Duplicate => {
+                                (DeadLetterKind::Duplicate, "repeated event_id".to_string())
+                            }
+                            RejectReason::Orphan => (
+                                DeadLetterKind::Orphan,
+                                "in-room event without an open session".to_string(),
+                            ),
+                        };
+                        let letter = DeadLetter {
+                            source: source.clone(),
+                            line: None,
+                            row: None,
+                            kind,
+                            reason,
+                            raw: serde_json::to_string(&event).ok(),
+                        };
+                        serde_json::to_writer(&mut *line, &letter).map_err(anyhow::Error::from)?;
+                        line.push(b'\n');
+                        o.dead.write_all(line).map_err(anyhow::Error::from)?;
+                    }
+                }
+            }
+            Ok(())
+        };
+    let reader = open_events(&args.events).input_err("opening the event file")?;
+    for item in reader {
+        offset += 1;
+        if offset <= skip {
+            if let Err(ReadError::Fatal(e)) = item {
+                return Err(Failure::Input(e.into()));
+            }
+            continue;
+        }
+        match item {
+            Ok(e) => engine.push(e, &mut out),
+            Err(ReadError::Record(r)) => {
+                let mut letter = DeadLetter::from(&r);
+                if r.kind == RecordErrorKind::Invalid {
+                    letter.kind = DeadLetterKind::Invalid;
+                }
+                line.clear();
+                serde_json::to_writer(&mut line, &letter).map_err(anyhow::Error::from)?;
+                line.push(b'\n');
+                outputs.dead.write_all(&line).map_err(anyhow::Error::from)?;
+            }
+            Err(ReadError::Fatal(e)) => return Err(Failure::Input(e.into())),
+        }
+        write_out(&mut out, &mut outputs, &mut line)?;
+        if args.checkpoint_every > 0 && offset % args.checkpoint_every == 0 {
+            let (a, b) = outputs.sync()?;
+            let extra = [a.to_le_bytes(), b.to_le_bytes()].concat();
+            write_checkpoint(&checkpoint, &engine, offset, &extra).map_err(anyhow::Error::from)?;
+        }
+        if offset % 65_536 == 0 {
+            bar.set_position(offset);
+            let c = engine.counters();
+            bar.set_message(format!("{} samples", c.samples.iter().sum::<u64>()));
+        }
+    }
+    engine.finish(&mut out);
+    write_out(&mut out, &mut outputs, &mut line)?;
+    let (a, b) = outputs.sync()?;
+    let extra = [a.to_le_bytes(), b.to_le_bytes()].concat();
+    write_checkpoint(&checkpoint, &engine, offset, &extra).map_err(anyhow::Error::from)?;
+    bar.finish_and_clear();
+
+    let c = engine.counters();
+    let summary = serde_json::json!({
+        "events": args.events.display().to_string(),
+        "policies": config.policies,
+        "input_records": offset,
+        "counters": c,
+    });
+    std::fs::write(
+        args.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary).map_err(anyhow::Error::from)? + "\n",
+    )
+    .map_err(anyhow::Error::from)?;
+    println!(
+        "{} → {}",
+        args.events.display(),
+        outputs.samples_path.display()
+    );
+    println!(
+        "records {offset} · processed {} · exposures {} · late {} · duplicates {} · orphans {} · after close {}",
+        c.processed, c.exposures, c.late, c.duplicates, c.orphans, c.after_close
+    );
+    for (i, p) in Policy::ALL.iter().enumerate() {
+        if config.runs(*p) {
+            println!("samples {:<9} {:>10}", p.as_str(), c.samples[i]);
+        }
+    }
+    println!("dead letters → {}", outputs.dead_path.display());
+    if args.report {
+        print_report(&engine);
+    }
+    Ok(())
+}
+
+fn quantile(v: &mut [u32], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    f64::from(v[((v.len() - 1) as f64 * q).round() as usize])
+}
+
+fn print_report(engine: &SampleEngine) {
+    let t = engine.consistency();
+    println!();
+    println!(
+        "label consistency: share of `complete` positives each policy reports, and the delay from the positive to its report (s, p50/p90)"
+    );
+    println!(
+        "{:<10} {:>9}  {:>22}  {:>22}  {:>22}",
+        "task", "positives", "realtime", "fastslow", "naive30"
+    );
+    for task in Task::ALL {
+        let i = task as usize;
+        let n = t.complete_positives[i];
+        let mut cells = Vec::new();
+        for p in [Policy::Realtime, Policy::Fastslow, Policy::Naive30] {
+            let pi = Policy::ALL.iter().position(|&q| q == p).unwrap_or(0);
+            let mut d = t.delays_s[pi][i].clone();
+            let share = d.len() as f64 / n.max(1) as f64;
+            let (p50, p90) = (quantile(&mut d, 0.5), quantile(&mut d, 0.9));
+            cells.push(format!("{:>5.1}% {:>6.0}/{:<6.0}", 100.0 * share, p50, p90));
+        }
+        println!(
+            "{:<10} {:>9}  {:>22}  {:>22}  {:>22}",
+            task.as_str(),
+            n,
+            cells[0],
+            cells[1],
+            cells[2]
+        );
+    }
+}
