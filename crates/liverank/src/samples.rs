@@ -223,12 +223,12 @@ pub fn run(args: SamplesArgs) -> Result<(), Failure> {
             Err(ReadError::Fatal(e)) => return Err(Failure::Input(e.into())),
         }
         write_out(&mut out, &mut outputs, &mut line)?;
-        if args.checkpoint_every > 0 && offset % args.checkpoint_every == 0 {
+        if args.checkpoint_every > 0 && offset.is_multiple_of(args.checkpoint_every) {
             let (a, b) = outputs.sync()?;
             let extra = [a.to_le_bytes(), b.to_le_bytes()].concat();
             write_checkpoint(&checkpoint, &engine, offset, &extra).map_err(anyhow::Error::from)?;
         }
-        if offset % 65_536 == 0 {
+        if offset.is_multiple_of(65_536) {
             bar.set_position(offset);
             let c = engine.counters();
             bar.set_message(format!("{} samples", c.samples.iter().sum::<u64>()));
