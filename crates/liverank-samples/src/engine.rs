@@ -16,7 +16,30 @@ use liverank_types::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+/// A fast hasher for the engine's integer keys (ids are not attacker-chosen hash-flood
+/// material in this setting, and SipHash cost a fifth of the engine's time).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517C_C1B7_2722_0A95);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 /// Entity tables the features are drawn from (optional: unknown ids give `None`).
 #[derive(Clone, Debug, Default)]
@@ -129,6 +152,7 @@ enum Timer {
     Fast(u64),
     Slow(u64),
     DropLive(u64),
+    ForgetKey(u64, u64),
 }
 
 impl Timer {
@@ -139,7 +163,7 @@ impl Timer {
             Timer::ClickTimeout(_) | Timer::MaxSession(_) => 1,
             Timer::Fast(_) => 2,
             Timer::Slow(_) => 3,
-            Timer::DropLive(_) => 5,
+            Timer::DropLive(_) | Timer::ForgetKey(..) => 5,
         }
     }
 }
@@ -219,8 +243,9 @@ pub struct SampleEngine {
     max_ts: Option<i64>,
     next_flush: Option<i64>,
     arrival: u64,
-    buffer: BTreeMap<(i64, u64), Buffered>,
-    seen: HashSet<u64>,
+    /// Events not yet final, sorted by (ts, arrival); almost always appended at the back.
+    buffer: VecDeque<(i64, u64, Buffered)>,
+    seen: FastSet<u64>,
     seen_order: VecDeque<(i64, u64)>,
     timers: BTreeMap<(i64, u8, u64), Timer>,
     timer_seq: u64,
@@ -228,11 +253,11 @@ pub struct SampleEngine {
     exposures: BTreeMap<u64, Exposure>,
     open: BTreeSet<u64>,
     dirty: BTreeSet<u64>,
-    by_key: HashMap<(u64, u64), u64>,
-    pending_click: HashMap<u64, Vec<u64>>,
+    by_key: FastMap<(u64, u64), u64>,
+    pending_click: FastMap<u64, Vec<u64>>,
     sessions: BTreeMap<(u64, u64), Session>,
-    lives: HashMap<u64, LiveState>,
-    live_open: HashMap<u64, BTreeSet<u64>>,
+    lives: FastMap<u64, LiveState>,
+    live_open: FastMap<u64, BTreeSet<u64>>,
     counters: EngineCounters,
     consistency: ConsistencyTally,
 }
@@ -252,8 +277,8 @@ impl SampleEngine {
             max_ts: None,
             next_flush: None,
             arrival: 0,
-            buffer: BTreeMap::new(),
-            seen: HashSet::new(),
+            buffer: VecDeque::new(),
+            seen: FastSet::default(),
             seen_order: VecDeque::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
@@ -261,11 +286,11 @@ impl SampleEngine {
             exposures: BTreeMap::new(),
             open: BTreeSet::new(),
             dirty: BTreeSet::new(),
-            by_key: HashMap::new(),
-            pending_click: HashMap::new(),
+            by_key: FastMap::default(),
+            pending_click: FastMap::default(),
             sessions: BTreeMap::new(),
-            lives: HashMap::new(),
-            live_open: HashMap::new(),
+            lives: FastMap::default(),
+            live_open: FastMap::default(),
             counters: EngineCounters::default(),
             consistency: ConsistencyTally {
                 delays_s: vec![vec![Vec::new(); 7]; 4],
@@ -319,8 +344,15 @@ impl SampleEngine {
             return;
         }
         self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
-        self.buffer.insert((ts, self.arrival), Buffered(event));
+        let item = (ts, self.arrival, Buffered(event));
         self.arrival += 1;
+        if self.buffer.back().is_none_or(|b| b.0 <= ts) {
+            self.buffer.push_back(item);
+        } else {
+            // Out of order: after every buffered event with ts <= this one (stable).
+            let at = self.buffer.partition_point(|b| b.0 <= ts);
+            self.buffer.insert(at, item);
+        }
         if let Some(watermark) = self.watermark() {
             // Nothing stamped before the watermark can still arrive: it is final.
             self.drain(watermark, out);
@@ -348,11 +380,10 @@ impl SampleEngine {
     }
 
     fn drain(&mut self, limit: i64, out: &mut Vec<Output>) {
-        while let Some(entry) = self.buffer.first_entry() {
-            if entry.key().0 >= limit {
+        while self.buffer.front().is_some_and(|b| b.0 < limit) {
+            let Some((_, _, Buffered(event))) = self.buffer.pop_front() else {
                 break;
-            }
-            let Buffered(event) = entry.remove();
+            };
             self.fire_until(event.ts.0, out);
             self.process(event, out);
         }
@@ -442,6 +473,16 @@ impl SampleEngine {
             }
             Timer::Fast(id) => self.fast(id, out),
             Timer::Slow(id) => self.slow(id, out),
+            Timer::ForgetKey(request_id, live) => {
+                let key = (request_id, live);
+                if self
+                    .by_key
+                    .get(&key)
+                    .is_some_and(|id| !self.exposures.contains_key(id))
+                {
+                    self.by_key.remove(&key);
+                }
+            }
             Timer::DropLive(live) => {
                 if self.live_open.get(&live).is_none_or(BTreeSet::is_empty) {
                     self.lives.remove(&live);
@@ -591,12 +632,17 @@ impl SampleEngine {
             self.emit(id, Policy::Fastslow, SampleKind::Slow, hi, labels, out);
         }
         if closed {
-            self.forget(id);
+            self.forget(id, hi + 1);
         }
     }
 
-    fn forget(&mut self, id: u64) {
-        if let Some(e) = self.exposures.remove(&id) {
+    /// Drops an exposure's state. Its key stays known until `slow_window_ms` after the
+    /// impression whatever the policies, so a repeated impression means the same thing
+    /// (a repeat) in every configuration.
+    fn forget(&mut self, id: u64, now: i64) {
+        if let Some(e) = self.exposures.remove(&id)
+            && now > e.imp_ts + self.config.slow_window_ms as i64
+        {
             self.by_key.remove(&(e.request_id, e.live));
         }
     }
@@ -641,7 +687,7 @@ impl SampleEngine {
         let keep = self.config.runs(Policy::Fastslow)
             && self.exposures.get(&id).is_some_and(|e| !e.slow_done);
         if !keep {
-            self.forget(id);
+            self.forget(id, at);
         }
     }
 
@@ -855,6 +901,7 @@ impl SampleEngine {
         let (timeout, max_session) = (c.click_timeout_ms as i64, c.max_session_ms as i64);
         let (fast, slow) = (c.fast_window_ms as i64, c.slow_window_ms as i64);
         let fastslow = c.runs(Policy::Fastslow);
+        self.schedule(ts + slow + 1, Timer::ForgetKey(request_id, live));
         self.schedule(ts + timeout, Timer::ClickTimeout(id));
         self.schedule(ts + max_session, Timer::MaxSession(id));
         if fastslow {

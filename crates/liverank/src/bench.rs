@@ -27,6 +27,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
+    /// Sample-engine events/s: in memory, and with checkpoints written every N events.
+    Samples {
+        /// Preset whose events are fed to the engine.
+        #[arg(long, default_value = "small")]
+        preset: Preset,
+        /// Checkpoint interval (events) for the checkpointing run.
+        #[arg(long, default_value_t = 500_000)]
+        checkpoint_every: u64,
+        /// Runs; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+    },
     /// Decode events/s of JSON Lines and Parquet files written by the simulator.
     Decode {
         /// Preset whose events are decoded.
@@ -112,6 +124,11 @@ pub fn run(settings: &Settings, args: BenchArgs) -> Result<(), Failure> {
                 base_secs / secs,
             );
         }
+        BenchCommand::Samples {
+            preset,
+            checkpoint_every,
+            repeat,
+        } => bench_samples(settings, preset, checkpoint_every, repeat)?,
         BenchCommand::Decode { preset, repeat } => {
             let config = SimConfig::preset(preset).with_seed(settings.sim.seed);
             let sim = Simulation::new(config).input_err("invalid preset")?;
@@ -144,6 +161,72 @@ pub fn run(settings: &Settings, args: BenchArgs) -> Result<(), Failure> {
                     raw_secs / secs,
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+fn bench_samples(
+    settings: &Settings,
+    preset: Preset,
+    checkpoint_every: u64,
+    repeat: u32,
+) -> Result<(), Failure> {
+    use liverank_samples::{SampleConfig, SampleEngine};
+    use liverank_types::Policy;
+    let config = SimConfig::preset(preset).with_seed(settings.sim.seed);
+    let sim = Simulation::new(config).input_err("invalid preset")?;
+    let mut sink = liverank_sim::VecSink::default();
+    sim.run(&mut sink, |_| {})
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e:?}")))?;
+    let events = sink.events;
+    let n = events.len() as u64;
+    let dir = tempfile::tempdir().map_err(anyhow::Error::from)?;
+    let checkpoint = dir.path().join("checkpoint.bin");
+    // Baseline: handing the same events over (clone + drop), the floor of any consumer.
+    let (base_secs, _) = best_of(repeat, || {
+        let mut k = 0u64;
+        for e in &events {
+            k = k.wrapping_add(std::hint::black_box(e.clone()).event_id.0);
+        }
+        Ok(k)
+    })?;
+    for (label, policies) in [
+        ("realtime", vec![Policy::Realtime]),
+        ("all_policies", Policy::ALL.to_vec()),
+    ] {
+        for checkpointing in [false, true] {
+            let config = SampleConfig {
+                policies: policies.clone(),
+                ..SampleConfig::default()
+            };
+            let (secs, samples) = best_of(repeat, || {
+                let mut engine = SampleEngine::new(config.clone(), Default::default());
+                let mut out = Vec::new();
+                let mut samples = 0u64;
+                for (i, e) in events.iter().enumerate() {
+                    engine.push(e.clone(), &mut out);
+                    samples += out.len() as u64;
+                    out.clear();
+                    if checkpointing && (i as u64 + 1).is_multiple_of(checkpoint_every) {
+                        liverank_samples::checkpoint::write_checkpoint(
+                            &checkpoint,
+                            &engine,
+                            i as u64 + 1,
+                            &[],
+                        )
+                        .map_err(anyhow::Error::from)?;
+                    }
+                }
+                engine.finish(&mut out);
+                Ok(samples + out.len() as u64)
+            })?;
+            println!(
+                "RESULT task=samples policies={label} checkpoint_every={} preset={preset} events={n} samples={samples} seconds={secs:.3} events_per_s={:.0} ratio_to_handover={:.3}",
+                if checkpointing { checkpoint_every } else { 0 },
+                n as f64 / secs,
+                base_secs / secs,
+            );
         }
     }
     Ok(())
