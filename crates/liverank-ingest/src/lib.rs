@@ -41,6 +41,7 @@ pub mod error;
 pub mod jsonl;
 pub mod parquet_events;
 pub mod record;
+pub mod samples_io;
 pub mod source;
 pub mod table;
 
@@ -49,5 +50,6 @@ pub use error::{Fault, IngestError, Result};
 pub use jsonl::{JsonlEventReader, JsonlEventWriter};
 pub use parquet_events::{ParquetEventReader, ParquetEventWriter, event_schema};
 pub use record::{Position, ReadError, RecordError, RecordErrorKind};
+pub use samples_io::{ParquetSampleWriter, read_parquet_samples, sample_schema};
 pub use source::{EventFormat, EventReader, EventWriter, ReadStats, open_events, read_events};
 pub use table::{read_table, write_table};

@@ -131,3 +131,65 @@ fn event_parquet_schema_matches_golden() {
         "the events schema changed: bump EVENT_FORMAT_VERSION, add a fixture, then bless"
     );
 }
+
+#[test]
+fn samples_round_trip_through_parquet_with_masks_and_features() {
+    use liverank_types::{
+        ExposureFeatures, LabelMask, Policy, RequestId, Sample, SampleKind, Task,
+    };
+    use std::sync::Arc;
+    let mut labels = LabelMask::default();
+    labels.set(Task::Click, true);
+    labels.set(Task::Gift, false);
+    let full = Sample {
+        sample_id: 42,
+        policy: Policy::Realtime,
+        kind: SampleKind::Flush,
+        seq: 3,
+        ts: EventTime(30_000),
+        request_id: RequestId(100),
+        live: LiveId(7),
+        user: UserId(1),
+        author: Some(AuthorId(3)),
+        exposure_ts: EventTime(1_000),
+        category: Some(CategoryId(15)),
+        labels,
+        features: Arc::new(ExposureFeatures {
+            user_profile: Some([1, 2, 3, 2, 1]),
+            author_type: Some("outdoor".into()),
+            fans_bucket: Some(2),
+            position: 1,
+            hour: 21,
+            live_age_ms: 60_000,
+            stats: (0..24).collect(),
+            stats_len: 2,
+            products: vec![[1, 2, 3, 4], [5, 6, 7, 8]],
+        }),
+    };
+    let bare = Sample {
+        sample_id: 43,
+        policy: Policy::Complete,
+        kind: SampleKind::Close,
+        author: None,
+        category: None,
+        labels: LabelMask {
+            labels: 0,
+            mask: 0b111_1111,
+        },
+        features: Arc::new(ExposureFeatures::default()),
+        ..full.clone()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("samples.parquet");
+    let mut w = liverank_ingest::ParquetSampleWriter::create(&path).unwrap();
+    w.write(&full).unwrap();
+    w.write(&bare).unwrap();
+    w.finish().unwrap();
+    let back = liverank_ingest::read_parquet_samples(&path).unwrap();
+    assert_eq!(back, vec![full, bare]);
+    assert_eq!(
+        back[0].labels.get(Task::Like),
+        None,
+        "masked tasks stay masked"
+    );
+}

@@ -5,11 +5,12 @@ use crate::{Failure, InputContext};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use liverank_ingest::{
-    DeadLetter, DeadLetterKind, EventFormat, ReadError, RecordErrorKind, open_events, read_table,
+    DeadLetter, DeadLetterKind, EventFormat, ParquetSampleWriter, ReadError, RecordErrorKind,
+    open_events, read_table,
 };
 use liverank_samples::checkpoint::{read_checkpoint, write_checkpoint};
 use liverank_samples::{FeatureContext, Output, RejectReason, SampleConfig, SampleEngine};
-use liverank_types::{Author, Policy, Task, User};
+use liverank_types::{Author, Policy, Sample, Task, User};
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ pub struct SamplesArgs {
     /// Event file (.parquet or .jsonl), in arrival order.
     #[arg(long)]
     events: PathBuf,
-    /// Output directory: samples.jsonl, dead_letters.jsonl, checkpoint.bin, summary.json.
+    /// Output directory: samples (Parquet segments or samples.jsonl), dead_letters.jsonl,
+    /// checkpoint.bin, summary.json.
     #[arg(long)]
     out: PathBuf,
     /// Labelling policy; repeat for several in one pass.
@@ -33,7 +35,11 @@ pub struct SamplesArgs {
     /// Start over even if a checkpoint exists in the output directory.
     #[arg(long)]
     fresh: bool,
-    /// Leave the (large) feature block out of samples.jsonl.
+    /// Sample file format: Parquet segments (`samples-NNNNN.parquet`, one per checkpoint
+    /// interval) or one `samples.jsonl`.
+    #[arg(long, default_value = "parquet", value_parser = ["parquet", "jsonl"])]
+    format: String,
+    /// Leave the (large) feature block out of the samples.
     #[arg(long)]
     no_features: bool,
     /// Print the label-consistency table (share of complete positives each policy
@@ -45,8 +51,18 @@ pub struct SamplesArgs {
     quiet: bool,
 }
 
+enum SampleSink {
+    Jsonl(BufWriter<std::fs::File>),
+    Parquet {
+        dir: PathBuf,
+        /// Index of the next segment to create.
+        next: u64,
+        writer: Option<Box<ParquetSampleWriter>>,
+    },
+}
+
 struct Outputs {
-    samples: BufWriter<std::fs::File>,
+    samples: SampleSink,
     dead: BufWriter<std::fs::File>,
     samples_path: PathBuf,
     dead_path: PathBuf,
@@ -68,27 +84,114 @@ fn open_truncated(path: &Path, len: Option<u64>) -> Result<std::fs::File, Failur
     Ok(f)
 }
 
+fn segment_path(dir: &Path, index: u64) -> PathBuf {
+    dir.join(format!("samples-{index:05}.parquet"))
+}
+
+/// Segment files in `dir` with their indices.
+fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(anyhow::Error::from)? {
+        let path = entry.map_err(anyhow::Error::from)?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if let Some(index) = name
+            .strip_prefix("samples-")
+            .and_then(|r| r.strip_suffix(".parquet"))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            found.push((index, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 impl Outputs {
-    fn open(dir: &Path, lengths: Option<(u64, u64)>) -> Result<Self, Failure> {
-        let samples_path = dir.join("samples.jsonl");
+    /// Opens the outputs; `positions` (samples position, dead-letter length) come from a
+    /// checkpoint and cut away whatever was written after it.
+    fn open(dir: &Path, parquet: bool, positions: Option<(u64, u64)>) -> Result<Self, Failure> {
         let dead_path = dir.join("dead_letters.jsonl");
+        let (samples, samples_path) = if parquet {
+            let keep = positions.map_or(0, |p| p.0);
+            for (index, path) in segments(dir)? {
+                if index >= keep {
+                    std::fs::remove_file(&path).map_err(anyhow::Error::from)?;
+                }
+            }
+            let sink = SampleSink::Parquet {
+                dir: dir.to_path_buf(),
+                next: keep,
+                writer: None,
+            };
+            (sink, dir.join("samples-*.parquet"))
+        } else {
+            let path = dir.join("samples.jsonl");
+            let file = open_truncated(&path, positions.map(|p| p.0))?;
+            (SampleSink::Jsonl(BufWriter::new(file)), path)
+        };
         Ok(Self {
-            samples: BufWriter::new(open_truncated(&samples_path, lengths.map(|l| l.0))?),
-            dead: BufWriter::new(open_truncated(&dead_path, lengths.map(|l| l.1))?),
+            samples,
+            dead: BufWriter::new(open_truncated(&dead_path, positions.map(|p| p.1))?),
             samples_path,
             dead_path,
         })
     }
 
-    /// Flushes and syncs; returns the byte lengths to store in a checkpoint.
-    fn sync(&mut self) -> Result<(u64, u64), Failure> {
-        let mut lens = [0u64; 2];
-        for (i, w) in [&mut self.samples, &mut self.dead].into_iter().enumerate() {
-            w.flush().map_err(anyhow::Error::from)?;
-            w.get_ref().sync_all().map_err(anyhow::Error::from)?;
-            lens[i] = w.get_ref().metadata().map_err(anyhow::Error::from)?.len();
+    fn write_sample(&mut self, sample: &Sample, line: &mut Vec<u8>) -> Result<(), Failure> {
+        match &mut self.samples {
+            SampleSink::Jsonl(w) => {
+                line.clear();
+                serde_json::to_writer(&mut *line, sample).map_err(anyhow::Error::from)?;
+                line.push(b'\n');
+                w.write_all(line).map_err(anyhow::Error::from)?;
+            }
+            SampleSink::Parquet { dir, next, writer } => {
+                if writer.is_none() {
+                    *writer = Some(Box::new(
+                        ParquetSampleWriter::create(&segment_path(dir, *next))
+                            .map_err(anyhow::Error::from)?,
+                    ));
+                }
+                if let Some(w) = writer {
+                    w.write(sample).map_err(anyhow::Error::from)?;
+                }
+            }
         }
-        Ok((lens[0], lens[1]))
+        Ok(())
+    }
+
+    /// Makes everything written durable; returns the positions to store in a checkpoint
+    /// (JSONL: byte length; Parquet: number of complete segments).
+    fn sync(&mut self) -> Result<(u64, u64), Failure> {
+        let samples = match &mut self.samples {
+            SampleSink::Jsonl(w) => {
+                w.flush().map_err(anyhow::Error::from)?;
+                w.get_ref().sync_all().map_err(anyhow::Error::from)?;
+                w.get_ref().metadata().map_err(anyhow::Error::from)?.len()
+            }
+            SampleSink::Parquet { next, writer, .. } => {
+                if let Some(w) = writer.take() {
+                    w.finish().map_err(anyhow::Error::from)?;
+                    *next += 1;
+                }
+                *next
+            }
+        };
+        self.dead.flush().map_err(anyhow::Error::from)?;
+        self.dead
+            .get_ref()
+            .sync_all()
+            .map_err(anyhow::Error::from)?;
+        let dead = self
+            .dead
+            .get_ref()
+            .metadata()
+            .map_err(anyhow::Error::from)?
+            .len();
+        Ok((samples, dead))
     }
 }
 
@@ -142,7 +245,7 @@ pub fn run(args: SamplesArgs) -> Result<(), Failure> {
         }
         None => (SampleEngine::new(config.clone(), context), 0, None),
     };
-    let mut outputs = Outputs::open(&args.out, lengths)?;
+    let mut outputs = Outputs::open(&args.out, args.format == "parquet", lengths)?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -165,9 +268,7 @@ pub fn run(args: SamplesArgs) -> Result<(), Failure> {
                         if args.no_features {
                             s.features = Arc::default();
                         }
-                        serde_json::to_writer(&mut *line, &s).map_err(anyhow::Error::from)?;
-                        line.push(b'\n');
-                        o.samples.write_all(line).map_err(anyhow::Error::from)?;
+                        o.write_sample(&s, line)?;
                     }
                     Output::Rejected { event, reason } => {
                         let (kind, reason) = match reason {
