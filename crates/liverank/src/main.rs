@@ -87,7 +87,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Simulate(args) => simulate::run(&settings, args),
         Command::Inspect(args) => inspect::run(args),
-        Command::Samples(args) => samples::run(args),
+        Command::Samples(args) => samples::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;

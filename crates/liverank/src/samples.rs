@@ -26,8 +26,8 @@ pub struct SamplesArgs {
     /// checkpoint.bin, summary.json.
     #[arg(long)]
     out: PathBuf,
-    /// Labelling policy; repeat for several in one pass.
-    #[arg(long = "policy", default_values = ["realtime"])]
+    /// Labelling policy; repeat for several in one pass. Default: the settings' [samples].
+    #[arg(long = "policy")]
     policies: Vec<Policy>,
     /// Write a checkpoint every this many input records (0: only at the end).
     #[arg(long, default_value_t = 500_000)]
@@ -206,16 +206,21 @@ fn sibling<T: serde::de::DeserializeOwned>(events: &Path, stem: &str) -> Vec<T> 
 }
 
 /// Runs the command.
-pub fn run(args: SamplesArgs) -> Result<(), Failure> {
+pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<(), Failure> {
     EventFormat::from_path(&args.events).input_err("unsupported event file")?;
-    let mut policies = args.policies.clone();
+    let mut policies = if args.policies.is_empty() {
+        settings.samples.policies.clone()
+    } else {
+        args.policies.clone()
+    };
     if args.report {
         policies = Policy::ALL.to_vec();
     }
+    policies.sort();
     policies.dedup();
     let config = SampleConfig {
         policies,
-        ..SampleConfig::default()
+        ..settings.samples.clone()
     };
     config.validate().input_err("invalid sample settings")?;
     std::fs::create_dir_all(&args.out).map_err(anyhow::Error::from)?;

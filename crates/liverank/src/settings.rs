@@ -18,6 +18,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The simulator.
     pub sim: SimConfig,
+    /// The sample engine.
+    pub samples: liverank_samples::SampleConfig,
 }
 
 impl Settings {
@@ -47,6 +49,7 @@ impl Settings {
             .try_into()
             .context("invalid settings")?;
         settings.sim.validate()?;
+        settings.samples.validate()?;
         Ok(settings)
     }
 }
@@ -95,6 +98,7 @@ mod tests {
         let s = Settings::load(None, Vec::new()).unwrap();
         assert_eq!(s.sim, SimConfig::preset(liverank_sim::Preset::Small));
         assert_eq!(s.data_dir, PathBuf::from("data"));
+        assert_eq!(s.samples, liverank_samples::SampleConfig::default());
     }
 
     #[test]
