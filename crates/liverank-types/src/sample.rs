@@ -219,10 +219,11 @@ mod tests {
 
     #[test]
     fn sample_id_is_stable_and_distinguishes_fields() {
-        // Pinned value: a change here changes every sample id on disk.
+        // Pinned value (the first sample of SPEC §3's worked example, as written by
+        // `liverank samples`): a change here changes every sample id on disk.
         assert_eq!(
-            sample_id(RequestId(1), LiveId(2), Policy::Realtime, 0),
-            sample_id(RequestId(1), LiveId(2), Policy::Realtime, 0)
+            sample_id(RequestId(100), LiveId(7), Policy::Realtime, 0),
+            6_192_945_980_656_387_400
         );
         let base = sample_id(RequestId(1), LiveId(2), Policy::Realtime, 0);
         assert_ne!(
