@@ -3,6 +3,7 @@
 
 use crate::error::{IngestError, Result};
 use crate::record::{Position, RecordError, RecordErrorKind};
+use liverank_types::Event;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -43,6 +44,26 @@ pub struct DeadLetter {
     /// The raw record (the line, or the event as JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+}
+
+impl DeadLetter {
+    /// A dead letter for an event that parsed but was rejected downstream (`late`,
+    /// `orphan`, `duplicate`); `raw` is the event's JSON line, so it can be replayed.
+    pub fn for_event(
+        source: impl Into<String>,
+        kind: DeadLetterKind,
+        reason: impl Into<String>,
+        event: &Event,
+    ) -> Self {
+        DeadLetter {
+            source: source.into(),
+            line: None,
+            row: None,
+            kind,
+            reason: reason.into(),
+            raw: serde_json::to_string(event).ok(),
+        }
+    }
 }
 
 impl From<&RecordError> for DeadLetter {

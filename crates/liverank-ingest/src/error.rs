@@ -96,3 +96,29 @@ impl IngestError {
 
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, IngestError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind;
+
+    #[test]
+    fn fault_classifies_input_environment_and_bugs() {
+        let io = |kind| IngestError::io("f", std::io::Error::from(kind));
+        assert_eq!(io(ErrorKind::NotFound).fault(), Fault::BadInput);
+        assert!(!io(ErrorKind::NotFound).retryable());
+        assert_eq!(io(ErrorKind::PermissionDenied).fault(), Fault::External);
+        assert!(io(ErrorKind::Interrupted).retryable());
+        let corrupt = IngestError::Corrupt {
+            path: "f".into(),
+            reason: "eof".into(),
+        };
+        assert_eq!(corrupt.fault(), Fault::BadInput);
+        let encode = IngestError::Encode {
+            path: "f".into(),
+            reason: "?".into(),
+        };
+        assert_eq!(encode.fault(), Fault::Bug);
+        assert!(!encode.retryable());
+    }
+}

@@ -2,9 +2,12 @@
 //! and Parquet, validation of every record, and dead letters for what is rejected.
 //!
 //! Main types: [`open_events`] / [`EventReader`] (either format, chosen by extension),
-//! [`read_events`] (read everything, dead-lettering bad records), [`EventWriter`],
-//! [`JsonlEventReader`], [`ParquetEventReader`], [`DeadLetterWriter`], and
-//! [`write_table`] / [`read_table`] for entity tables.
+//! [`read_events`] (read everything, dead-lettering bad records, counting [`ReadStats`]),
+//! [`EventWriter`] (either format), the format-specific [`JsonlEventReader`] /
+//! [`JsonlEventWriter`] and [`ParquetEventReader`] / [`ParquetEventWriter`],
+//! [`DeadLetterWriter`], and [`TableWriter`] / [`TableReader`] (or the whole-table
+//! [`write_table`] / [`read_table`]) for entity tables and ground truth. Every reader
+//! streams: one line, or one Parquet record batch, in memory at a time.
 //!
 //! ```
 //! use liverank_ingest::{JsonlEventReader, JsonlEventWriter, ReadError};
@@ -52,4 +55,4 @@ pub use parquet_events::{ParquetEventReader, ParquetEventWriter, event_schema};
 pub use record::{Position, ReadError, RecordError, RecordErrorKind};
 pub use samples_io::{ParquetSampleWriter, read_parquet_samples, sample_schema};
 pub use source::{EventFormat, EventReader, EventWriter, ReadStats, open_events, read_events};
-pub use table::{read_table, write_table};
+pub use table::{TABLE_BATCH_ROWS, TableReader, TableWriter, read_table, write_table};

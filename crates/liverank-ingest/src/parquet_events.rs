@@ -430,28 +430,43 @@ impl ParquetEventReader {
     }
 
     fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
-        // The Parquet decoder is not ours; a corrupt page must never take the process down.
-        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.batches.next()));
-        let corrupt = |reason: String| IngestError::Corrupt {
-            path: self.path.clone(),
-            reason,
-        };
-        match next {
-            Ok(None) => {
+        match next_batch_guarded(&mut self.batches, &self.path) {
+            None => {
                 let actual = format!("{} {}", self.row, self.checksum.to_hex());
                 match &self.expected {
-                    Some(expected) if *expected != actual => Some(Err(corrupt(format!(
-                        "content checksum mismatch: footer says `{expected}`, data gives `{actual}`"
-                    )))),
+                    Some(expected) if *expected != actual => Some(Err(IngestError::Corrupt {
+                        path: self.path.clone(),
+                        reason: format!(
+                            "content checksum mismatch: footer says `{expected}`, data gives `{actual}`"
+                        ),
+                    })),
                     _ => None,
                 }
             }
-            Ok(Some(Ok(batch))) => Some(Ok(batch)),
-            Ok(Some(Err(e))) => Some(Err(corrupt(e.to_string()))),
-            Err(_) => Some(Err(corrupt(
-                "the Parquet decoder failed on a corrupt page".into(),
-            ))),
+            other => other,
         }
+    }
+}
+
+/// The next record batch of `batches`, with every decoder failure (an error or a panic on a
+/// corrupt page) turned into [`IngestError::Corrupt`] naming `path`.
+pub(crate) fn next_batch_guarded(
+    batches: &mut ParquetRecordBatchReader,
+    path: &Path,
+) -> Option<Result<RecordBatch>> {
+    // The Parquet decoder is not ours; a corrupt page must never take the process down.
+    let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batches.next()));
+    let corrupt = |reason: String| IngestError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match next {
+        Ok(None) => None,
+        Ok(Some(Ok(batch))) => Some(Ok(batch)),
+        Ok(Some(Err(e))) => Some(Err(corrupt(e.to_string()))),
+        Err(_) => Some(Err(corrupt(
+            "the Parquet decoder failed on a corrupt page".into(),
+        ))),
     }
 }
 

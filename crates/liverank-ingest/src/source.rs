@@ -180,3 +180,39 @@ impl EventWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_format_follows_the_extension() {
+        for (name, format) in [
+            ("a/events.jsonl", EventFormat::Jsonl),
+            ("events.ndjson", EventFormat::Jsonl),
+            ("events.json", EventFormat::Jsonl),
+            ("x/events.parquet", EventFormat::Parquet),
+        ] {
+            assert_eq!(EventFormat::from_path(Path::new(name)).unwrap(), format);
+        }
+        for name in ["events.csv", "events", "events.parquet.gz"] {
+            let err = EventFormat::from_path(Path::new(name)).unwrap_err();
+            assert!(matches!(err, IngestError::UnknownFormat { .. }), "{name}");
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn raw_lines_cannot_go_to_parquet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.parquet");
+        let mut w = EventWriter::create(&path, EventFormat::Parquet).unwrap();
+        let err = w.write_raw_line("{oops").unwrap_err();
+        assert!(matches!(err, IngestError::Unsupported { .. }), "{err}");
+        w.finish().unwrap();
+        assert_eq!(
+            read_events(&path, None, |_| {}).unwrap(),
+            ReadStats::default()
+        );
+    }
+}

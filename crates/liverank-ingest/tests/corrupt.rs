@@ -5,9 +5,10 @@
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt64Array};
 use liverank_ingest::{
-    DeadLetter, DeadLetterKind, DeadLetterWriter, EventFormat, EventWriter, IngestError, ReadError,
-    RecordErrorKind, open_events, read_events,
+    DeadLetter, DeadLetterKind, DeadLetterWriter, EventFormat, EventWriter, Fault, IngestError,
+    ReadError, RecordErrorKind, TableReader, open_events, read_events, read_table,
 };
+use liverank_types::User;
 use liverank_types::{Event, EventId, EventKind, EventTime, LiveId, UserId};
 use std::io::Write;
 use std::path::Path;
@@ -236,4 +237,226 @@ fn unknown_extension_and_missing_file_are_clear_errors() {
     assert!(err.to_string().contains("unsupported file extension"));
     let err = open_events(Path::new("/nonexistent/events.jsonl")).unwrap_err();
     assert_eq!(err.fault(), liverank_ingest::Fault::BadInput);
+}
+
+/// Writes one batch of `columns` under `schema` with the given key-value metadata.
+fn write_parquet_with(
+    path: &Path,
+    schema: arrow_schema::SchemaRef,
+    columns: Vec<ArrayRef>,
+    metadata: &[(&str, &str)],
+) {
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let kv = metadata
+        .iter()
+        .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.to_string(), v.to_string()))
+        .collect();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_key_value_metadata(Some(kv))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+/// Two valid `like` rows in the full events schema.
+fn like_columns(schema: &arrow_schema::Schema) -> Vec<ArrayRef> {
+    schema
+        .fields()
+        .iter()
+        .map(|field| -> ArrayRef {
+            match field.name().as_str() {
+                "event_id" => Arc::new(UInt64Array::from(vec![1, 2])),
+                "ts" => Arc::new(Int64Array::from(vec![10, 20])),
+                "type" => Arc::new(StringArray::from(vec!["like", "like"])),
+                "user" | "live" => Arc::new(UInt64Array::from(vec![Some(1), Some(2)])),
+                _ => arrow_array::new_null_array(field.data_type(), 2),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn parquet_of_a_newer_format_version_is_a_schema_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.parquet");
+    let schema = liverank_ingest::event_schema();
+    let columns = like_columns(&schema);
+    write_parquet_with(
+        &path,
+        schema,
+        columns,
+        &[
+            ("liverank.format", "events"),
+            ("liverank.format_version", "2"),
+        ],
+    );
+    let err = open_events(&path).unwrap_err();
+    assert!(matches!(err, IngestError::Schema { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("future.parquet"), "{text}");
+    assert!(text.contains("format version 2 is not supported"), "{text}");
+    assert_eq!(err.fault(), Fault::BadInput);
+    assert!(!err.retryable());
+}
+
+#[test]
+fn parquet_missing_a_required_column_or_of_a_wrong_type_is_a_schema_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = [
+        ("liverank.format", "events"),
+        ("liverank.format_version", "1"),
+    ];
+    // Every column but `watch_ms`.
+    let full = liverank_ingest::event_schema();
+    let fields: Vec<_> = full
+        .fields()
+        .iter()
+        .filter(|f| f.name() != "watch_ms")
+        .cloned()
+        .collect();
+    let schema = Arc::new(arrow_schema::Schema::new(fields));
+    let path = dir.path().join("no_watch.parquet");
+    write_parquet_with(&path, schema.clone(), like_columns(&schema), &meta);
+    let err = open_events(&path).unwrap_err();
+    assert!(matches!(err, IngestError::Schema { .. }), "{err}");
+    assert!(
+        err.to_string().contains("missing column `watch_ms`"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no_watch.parquet"), "{err}");
+
+    // `ts` as a string.
+    let fields: Vec<_> = full
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == "ts" {
+                Arc::new(arrow_schema::Field::new(
+                    "ts",
+                    arrow_schema::DataType::Utf8,
+                    false,
+                ))
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    let schema = Arc::new(arrow_schema::Schema::new(fields));
+    let mut columns = like_columns(&full);
+    columns[1] = Arc::new(StringArray::from(vec!["10", "20"]));
+    let path = dir.path().join("ts_string.parquet");
+    write_parquet_with(&path, schema, columns, &meta);
+    let err = open_events(&path).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("column `ts` has type Utf8, expected Int64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parquet_with_data_pages_cut_out_but_footer_intact_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = good_parquet(&dir.path().join("full.parquet"), 200_000);
+    // The footer is the last 8 bytes (length + magic) plus the metadata they announce.
+    let n = full.len();
+    let meta_len = u32::from_le_bytes(full[n - 8..n - 4].try_into().unwrap()) as usize;
+    let footer = &full[n - 8 - meta_len..];
+    let data_end = n - 8 - meta_len;
+    // (Not too close to `data_end`: the page indexes sit between the data and the footer,
+    // and a reader that skips them rightly reads a file missing only them.)
+    for keep in [data_end / 4, data_end / 2, data_end * 3 / 4] {
+        // The file's first `keep` bytes of data, then the original footer: the offsets in
+        // the footer point past (or into the middle of) what is left.
+        let mut spliced = full[..keep].to_vec();
+        spliced.extend_from_slice(footer);
+        let path = dir.path().join(format!("spliced{keep}.parquet"));
+        std::fs::write(&path, &spliced).unwrap();
+        let mut n_read = 0u64;
+        let err = read_events(&path, None, |_| n_read += 1)
+            .expect_err(&format!("keep {keep} of {data_end}: must not read cleanly"));
+        assert!(
+            matches!(err, IngestError::Corrupt { .. }),
+            "keep {keep}: {err}"
+        );
+        assert!(n_read < 200_000, "keep {keep} of {data_end}: read {n_read}");
+    }
+}
+
+#[test]
+fn table_with_a_bad_line_is_an_error_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"user":1,"gender":2,"age_bucket":3,"city_tier":1,"activity_level":3,"payer_level":0}"#,
+            "\n\n",
+            r#"{"user":2,"gender":"x"}"#,
+            "\n",
+            r#"{"user":3,"gender":2,"age_bucket":3,"city_tier":1,"activity_level":3,"payer_level":0}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let err = read_table::<User>(&path).unwrap_err();
+    assert!(matches!(err, IngestError::Schema { .. }), "{err}");
+    assert!(err.to_string().contains("line 3:"), "{err}");
+    // Streaming: the good first row arrives, then the error, then the stream ends.
+    let items: Vec<_> = TableReader::<User>::open(&path).unwrap().collect();
+    assert_eq!(items.len(), 2);
+    assert!(items[0].is_ok() && items[1].is_err());
+}
+
+#[test]
+fn events_file_is_not_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.parquet");
+    good_parquet(&path, 3);
+    let err = read_table::<User>(&path).unwrap_err();
+    assert!(matches!(err, IngestError::Schema { .. }), "{err}");
+    assert!(err.to_string().contains("events.parquet"), "{err}");
+}
+
+#[test]
+fn dead_letter_writer_appends_and_counts_every_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dead.jsonl");
+    let letter = |kind, row: Option<u64>| DeadLetter {
+        source: "events.parquet".into(),
+        line: None,
+        row,
+        kind,
+        reason: format!("{kind:?}"),
+        raw: None,
+    };
+    let mut w = DeadLetterWriter::create(&path).unwrap();
+    w.write(&letter(DeadLetterKind::Late, Some(5))).unwrap();
+    w.write(&letter(DeadLetterKind::Orphan, Some(6))).unwrap();
+    assert_eq!(w.counts()[&DeadLetterKind::Late], 1);
+    w.finish().unwrap();
+    // A restarted pipeline appends.
+    let mut w = DeadLetterWriter::open_append(&path).unwrap();
+    w.write(&letter(DeadLetterKind::Duplicate, None)).unwrap();
+    let counts = w.finish().unwrap();
+    assert_eq!(counts.len(), 1, "counts are per writer: {counts:?}");
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        r#"{"source":"events.parquet","row":5,"kind":"late","reason":"Late"}"#
+    );
+    assert!(lines[1].contains(r#""kind":"orphan""#));
+    assert!(lines[2].contains(r#""kind":"duplicate""#) && !lines[2].contains("row"));
+    let back = dead_letters(&path);
+    assert_eq!(back[1], letter(DeadLetterKind::Orphan, Some(6)));
+
+    // A rejected event keeps its JSON line, which reads back as the same event.
+    let late = DeadLetter::for_event("k", DeadLetterKind::Late, "behind", &like(9));
+    let raw = late.raw.as_deref().unwrap();
+    assert_eq!(serde_json::from_str::<Event>(raw).unwrap(), like(9));
+    assert_eq!((late.line, late.row), (None, None));
 }
