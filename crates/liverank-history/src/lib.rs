@@ -1,0 +1,1 @@
+//! Interaction history store (placeholder while the crate is built).

@@ -1,0 +1,1 @@
+//! The ranker (placeholder while the crate is built).

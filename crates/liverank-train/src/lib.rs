@@ -1,0 +1,1 @@
+//! Training and evaluation (placeholder while the crate is built).
