@@ -1,0 +1,175 @@
+//! Model configuration: what the ranker looks like and how it learns.
+
+use liverank_types::Task;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// The multi-task trunk between the shared bottom MLP and the task towers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkKind {
+    /// Multi-gate mixture of experts: shared experts, one softmax gate per task.
+    Mmoe,
+    /// Customised gate control: shared plus task-specific experts, one level.
+    Cgc,
+    /// Progressive layered extraction: `levels` CGC levels with a shared gate between them.
+    Ple,
+}
+
+/// Shape of the trunk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// MMoE, CGC or PLE.
+    pub kind: TrunkKind,
+    /// Experts every task can use.
+    pub shared_experts: usize,
+    /// Experts of each task (CGC/PLE only).
+    pub specific_experts: usize,
+    /// Extraction levels (PLE only; CGC is one level).
+    pub levels: usize,
+    /// Width of each expert's output.
+    pub expert_hidden: usize,
+}
+
+impl Default for TrunkConfig {
+    fn default() -> Self {
+        Self {
+            kind: TrunkKind::Ple,
+            shared_experts: 2,
+            specific_experts: 1,
+            levels: 2,
+            expert_hidden: 64,
+        }
+    }
+}
+
+/// Which loss the labels are trained with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// Masked BCE: only reported labels count (realtime, naive30, complete samples).
+    Masked,
+    /// BCE on fast samples plus the positive-unlabeled correction on slow samples.
+    Pu,
+}
+
+/// Sparse (embedding) side of the ranker; turned into the store's own config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SparseConfig {
+    /// Adagrad learning rate of the embedding rows.
+    pub learning_rate: f32,
+    /// Adagrad initial accumulator.
+    pub initial_accumulator: f32,
+    /// An id gets a row after this many sightings in training (1 = at once).
+    pub min_count: u32,
+    /// Rows untouched for this many training steps are evicted (0 = never).
+    pub ttl_steps: u64,
+    /// Eviction never shrinks the table below this many rows.
+    pub keep_floor: usize,
+    /// New rows start uniform in ±`init_scale`.
+    pub init_scale: f32,
+}
+
+impl Default for SparseConfig {
+    fn default() -> Self {
+        Self {
+            learning_rate: 0.05,
+            initial_accumulator: 0.0,
+            min_count: 1,
+            ttl_steps: 0,
+            keep_floor: 100_000,
+            init_scale: 0.05,
+        }
+    }
+}
+
+/// Everything that shapes the ranker and its training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RankerConfig {
+    /// Tasks with a head, in output order.
+    pub tasks: Vec<Task>,
+    /// Loss weight per task, same order as `tasks` (missing = 1).
+    pub task_weights: Vec<f32>,
+    /// Embedding width D.
+    pub embedding_dim: usize,
+    /// Bottom MLP widths (ReLU after each).
+    pub hidden: Vec<usize>,
+    /// Multi-task trunk.
+    pub trunk: TrunkConfig,
+    /// Hidden widths of each task tower before its logit (empty = a linear tower).
+    pub tower_hidden: Vec<usize>,
+    /// Most recent statistic buckets fed as dense inputs.
+    pub stat_lookback: usize,
+    /// Products in the room's product sequence group (target attention over them).
+    pub product_seq_len: usize,
+    /// Adam learning rate of the dense part.
+    pub learning_rate: f64,
+    /// Loss of the training samples.
+    pub loss: LossKind,
+    /// Embedding store.
+    pub sparse: SparseConfig,
+    /// Seed of every random choice (init, shuffles).
+    pub seed: u64,
+}
+
+impl Default for RankerConfig {
+    fn default() -> Self {
+        Self {
+            tasks: Task::ALL.to_vec(),
+            task_weights: Vec::new(),
+            embedding_dim: 16,
+            hidden: vec![256, 128],
+            trunk: TrunkConfig::default(),
+            tower_hidden: vec![32],
+            stat_lookback: 8,
+            product_seq_len: 20,
+            learning_rate: 1e-3,
+            loss: LossKind::Masked,
+            sparse: SparseConfig::default(),
+            seed: 42,
+        }
+    }
+}
+
+impl RankerConfig {
+    /// Checks what serde cannot: non-empty shapes and consistent lengths.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(ModelError::Config(reason));
+        if self.tasks.is_empty() {
+            return bad("tasks must not be empty".into());
+        }
+        if !self.task_weights.is_empty() && self.task_weights.len() != self.tasks.len() {
+            return bad(format!(
+                "task_weights has {} entries for {} tasks",
+                self.task_weights.len(),
+                self.tasks.len()
+            ));
+        }
+        if self.embedding_dim == 0 || self.hidden.is_empty() || self.hidden.contains(&0) {
+            return bad("embedding_dim and hidden widths must be positive".into());
+        }
+        let t = &self.trunk;
+        if t.expert_hidden == 0 || t.shared_experts + t.specific_experts == 0 {
+            return bad("the trunk needs at least one expert of positive width".into());
+        }
+        if t.kind == TrunkKind::Mmoe && t.shared_experts == 0 {
+            return bad("mmoe needs shared_experts > 0".into());
+        }
+        if t.kind == TrunkKind::Ple && t.levels == 0 {
+            return bad("ple needs levels > 0".into());
+        }
+        if self.learning_rate <= 0.0 || self.sparse.learning_rate <= 0.0 {
+            return bad("learning rates must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Loss weight of the task at `index`.
+    pub fn task_weight(&self, index: usize) -> f32 {
+        self.task_weights.get(index).copied().unwrap_or(1.0)
+    }
+}

@@ -1,0 +1,285 @@
+//! From samples to model inputs: sparse keys, one sequence group, dense values, labels.
+//!
+//! Framework-free on purpose: the batch is plain vectors, so building it can run on another
+//! thread than the tensor work, and tests can check it without burn.
+//!
+//! Keys are namespaced by entity kind in the top byte (`kind << 56 | raw id`), so the
+//! store's exact map never mixes a user 7 with a live 7, while the same live shares one row
+//! wherever it appears (target field now, history sequences in Cross).
+
+use liverank_types::{STAT_SERIES, Sample, SampleKind, Task};
+
+use crate::config::RankerConfig;
+
+/// Namespace of a sparse key (top byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KeyKind {
+    /// A live room (the target; later also history items).
+    Live = 1,
+    /// A viewer.
+    User = 2,
+    /// A streamer.
+    Author = 3,
+    /// A room category.
+    Category = 4,
+    /// A streamer type.
+    AuthorType = 5,
+    /// Fans bucket of the streamer.
+    FansBucket = 6,
+    /// User profile attribute 0..5 (gender, age, city tier, activity, payer level).
+    Profile0 = 7,
+    /// Profile attribute 1.
+    Profile1 = 8,
+    /// Profile attribute 2.
+    Profile2 = 9,
+    /// Profile attribute 3.
+    Profile3 = 10,
+    /// Profile attribute 4.
+    Profile4 = 11,
+    /// Position on the page (clamped).
+    Position = 12,
+    /// Hour of day.
+    Hour = 13,
+    /// Room age bucket (log2 minutes).
+    LiveAge = 14,
+    /// A product on sale.
+    Product = 15,
+    /// Product leaf category c3.
+    ProductC3 = 16,
+    /// Reserved for synthetic benchmarks.
+    Synthetic = 255,
+}
+
+const RAW_MASK: u64 = (1 << 56) - 1;
+
+/// A namespaced key; raw ids above 2^56 are folded (the simulator never gets near).
+pub fn key(kind: KeyKind, raw: u64) -> u64 {
+    ((kind as u64) << 56) | (raw & RAW_MASK)
+}
+
+/// Number of sparse fields the sample pipeline produces; field 0 is the target live.
+pub const SAMPLE_FIELDS: usize = 14;
+/// Sub-keys per product-sequence position: the product and its c3 category, summed.
+pub const PRODUCT_SUBKEYS: usize = 2;
+
+/// Inputs and labels of one batch, row-major.
+#[derive(Clone, Debug, Default)]
+pub struct FeatureBatch {
+    /// Rows.
+    pub batch: usize,
+    /// Sparse fields per row; `fields[r * field_count + 0]` is the attention query.
+    pub field_count: usize,
+    /// `batch × field_count` keys.
+    pub fields: Vec<u64>,
+    /// Positions in the sequence group.
+    pub seq_len: usize,
+    /// Keys summed into one item embedding per position.
+    pub seq_subkeys: usize,
+    /// `batch × seq_len × seq_subkeys` keys; meaningful where `seq_mask` is true.
+    pub seq_keys: Vec<u64>,
+    /// `batch × seq_len`: position holds an item.
+    pub seq_mask: Vec<bool>,
+    /// Dense values per row.
+    pub dense_dim: usize,
+    /// `batch × dense_dim`.
+    pub dense: Vec<f32>,
+    /// Tasks (columns of labels/mask).
+    pub tasks: usize,
+    /// `batch × tasks` labels in {0, 1}.
+    pub labels: Vec<f32>,
+    /// `batch × tasks`: the label counts in the loss.
+    pub mask: Vec<f32>,
+    /// `batch`: a slow (PU-correction) sample.
+    pub slow: Vec<bool>,
+    /// `batch`: viewer, for GAUC.
+    pub users: Vec<u64>,
+}
+
+impl FeatureBatch {
+    /// An empty batch of the given shape.
+    pub fn with_shape(
+        field_count: usize,
+        seq_len: usize,
+        seq_subkeys: usize,
+        dense_dim: usize,
+        tasks: usize,
+    ) -> Self {
+        Self {
+            field_count,
+            seq_len,
+            seq_subkeys,
+            dense_dim,
+            tasks,
+            ..Self::default()
+        }
+    }
+
+    /// Drops all rows, keeping the shape and the allocations.
+    pub fn clear(&mut self) {
+        self.batch = 0;
+        self.fields.clear();
+        self.seq_keys.clear();
+        self.seq_mask.clear();
+        self.dense.clear();
+        self.labels.clear();
+        self.mask.clear();
+        self.slow.clear();
+        self.users.clear();
+    }
+
+    /// Checks every vector has the length the shape implies.
+    pub fn check(&self) -> Result<(), String> {
+        let b = self.batch;
+        let want = [
+            ("fields", self.fields.len(), b * self.field_count),
+            (
+                "seq_keys",
+                self.seq_keys.len(),
+                b * self.seq_len * self.seq_subkeys,
+            ),
+            ("seq_mask", self.seq_mask.len(), b * self.seq_len),
+            ("dense", self.dense.len(), b * self.dense_dim),
+            ("labels", self.labels.len(), b * self.tasks),
+            ("mask", self.mask.len(), b * self.tasks),
+            ("slow", self.slow.len(), b),
+            ("users", self.users.len(), b),
+        ];
+        for (name, got, expected) in want {
+            if got != expected {
+                return Err(format!(
+                    "{name} has {got} values, the shape needs {expected}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns samples into [`FeatureBatch`] rows for a given model configuration.
+#[derive(Clone, Debug)]
+pub struct FeatureBuilder {
+    tasks: Vec<Task>,
+    stat_lookback: usize,
+    product_seq_len: usize,
+}
+
+impl FeatureBuilder {
+    /// The builder a ranker of this configuration needs.
+    pub fn new(config: &RankerConfig) -> Self {
+        Self {
+            tasks: config.tasks.clone(),
+            stat_lookback: config.stat_lookback,
+            product_seq_len: config.product_seq_len,
+        }
+    }
+
+    /// Dense inputs per row: log1p of the last `stat_lookback` buckets of every series, the
+    /// filled share of the ring, and the room's age.
+    pub fn dense_dim(&self) -> usize {
+        self.stat_lookback * STAT_SERIES.len() + 2
+    }
+
+    /// An empty batch of this builder's shape.
+    pub fn empty_batch(&self) -> FeatureBatch {
+        FeatureBatch::with_shape(
+            SAMPLE_FIELDS,
+            self.product_seq_len,
+            PRODUCT_SUBKEYS,
+            self.dense_dim(),
+            self.tasks.len(),
+        )
+    }
+
+    /// Appends one sample as a row.
+    pub fn push(&self, batch: &mut FeatureBatch, sample: &Sample) {
+        let f = &sample.features;
+        let profile = f.user_profile.unwrap_or([0; 5]);
+        let author_type = f.author_type.as_deref().map_or(0, fnv1a);
+        let age_minutes = f.live_age_ms / 60_000;
+        let age_bucket = u64::from(64 - age_minutes.leading_zeros());
+        batch.fields.extend_from_slice(&[
+            key(KeyKind::Live, sample.live.0),
+            key(KeyKind::User, sample.user.0),
+            key(KeyKind::Author, sample.author.map_or(0, |a| a.0)),
+            key(
+                KeyKind::Category,
+                sample.category.map_or(0, |c| u64::from(c.0)),
+            ),
+            key(KeyKind::AuthorType, author_type),
+            key(
+                KeyKind::FansBucket,
+                f.fans_bucket.map_or(0, |b| u64::from(b) + 1),
+            ),
+            key(KeyKind::Profile0, u64::from(profile[0])),
+            key(KeyKind::Profile1, u64::from(profile[1])),
+            key(KeyKind::Profile2, u64::from(profile[2])),
+            key(KeyKind::Profile3, u64::from(profile[3])),
+            key(KeyKind::Profile4, u64::from(profile[4])),
+            key(KeyKind::Position, u64::from(f.position.min(50))),
+            key(KeyKind::Hour, u64::from(f.hour)),
+            key(KeyKind::LiveAge, age_bucket),
+        ]);
+
+        // Product sequence: the most recent `product_seq_len`, oldest first, left-padded.
+        let take = f.products.len().min(self.product_seq_len);
+        let pad = self.product_seq_len - take;
+        for _ in 0..pad {
+            batch.seq_keys.extend_from_slice(&[0; PRODUCT_SUBKEYS]);
+            batch.seq_mask.push(false);
+        }
+        for p in &f.products[f.products.len() - take..] {
+            batch.seq_keys.push(key(KeyKind::Product, p[0]));
+            batch.seq_keys.push(key(KeyKind::ProductC3, p[3]));
+            batch.seq_mask.push(true);
+        }
+
+        // Statistics: newest `stat_lookback` buckets, zero where the ring is shorter.
+        let series = STAT_SERIES.len();
+        let have = (f.stats_len as usize).min(f.stats.len() / series);
+        let use_buckets = have.min(self.stat_lookback);
+        for _ in 0..(self.stat_lookback - use_buckets) * series {
+            batch.dense.push(0.0);
+        }
+        let start = (have - use_buckets) * series;
+        for &v in &f.stats[start..have * series] {
+            batch.dense.push((v as f32).ln_1p());
+        }
+        batch.dense.push(have as f32 / 64.0);
+        batch.dense.push((age_minutes as f32).ln_1p() / 8.0);
+
+        for &task in &self.tasks {
+            match sample.labels.get(task) {
+                Some(label) => {
+                    batch.labels.push(if label { 1.0 } else { 0.0 });
+                    batch.mask.push(1.0);
+                }
+                None => {
+                    batch.labels.push(0.0);
+                    batch.mask.push(0.0);
+                }
+            }
+        }
+        batch.slow.push(sample.kind == SampleKind::Slow);
+        batch.users.push(sample.user.0);
+        batch.batch += 1;
+    }
+
+    /// A batch of these samples.
+    pub fn build(&self, samples: &[Sample]) -> FeatureBatch {
+        let mut batch = self.empty_batch();
+        for s in samples {
+            self.push(&mut batch, s);
+        }
+        batch
+    }
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    h
+}

@@ -1,0 +1,315 @@
+//! Dense building blocks on burn: linear layers with seeded init, MLPs, target attention,
+//! and the MMoE / CGC / PLE multi-task trunks.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::config::{TrunkConfig, TrunkKind};
+use crate::rng::SplitMix64;
+
+/// `y = x W + b`, initialised like PyTorch's `nn.Linear` (uniform ±1/√fan_in) from our seeded
+/// generator, so the same seed gives the same weights everywhere.
+#[derive(Module, Debug)]
+pub struct Dense {
+    /// `[d_in, d_out]`.
+    pub weight: Param<Tensor<2>>,
+    /// `[d_out]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Dense {
+    /// A layer with seeded uniform init.
+    pub fn new(d_in: usize, d_out: usize, rng: &mut SplitMix64, device: &Device) -> Self {
+        let bound = 1.0 / (d_in.max(1) as f32).sqrt();
+        let w: Vec<f32> = (0..d_in * d_out).map(|_| rng.uniform(bound)).collect();
+        let b: Vec<f32> = (0..d_out).map(|_| rng.uniform(bound)).collect();
+        Self::from_values(d_in, d_out, w, b, device)
+    }
+
+    /// A layer with the given row-major `[d_in, d_out]` weights and bias (tests, imports).
+    pub fn from_values(
+        d_in: usize,
+        d_out: usize,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        device: &Device,
+    ) -> Self {
+        let weight = Tensor::from_data(TensorData::new(weight, [d_in, d_out]), device);
+        let bias = Tensor::from_data(TensorData::new(bias, [d_out]), device);
+        Self {
+            weight: Param::from_tensor(weight),
+            bias: Param::from_tensor(bias),
+        }
+    }
+
+    /// `[B, d_in] → [B, d_out]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        x.matmul(self.weight.val()) + self.bias.val().unsqueeze::<2>()
+    }
+}
+
+/// Linear layers with ReLU after each.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// The layers, input first.
+    pub layers: Vec<Dense>,
+}
+
+impl Mlp {
+    /// `d_in → widths[0] → … → widths[last]`.
+    pub fn new(d_in: usize, widths: &[usize], rng: &mut SplitMix64, device: &Device) -> Self {
+        let mut layers = Vec::with_capacity(widths.len());
+        let mut prev = d_in;
+        for &w in widths {
+            layers.push(Dense::new(prev, w, rng, device));
+            prev = w;
+        }
+        Self { layers }
+    }
+
+    /// Applies every layer and its ReLU.
+    pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
+        for layer in &self.layers {
+            x = relu(layer.forward(x));
+        }
+        x
+    }
+}
+
+/// Target attention: `softmax(q·kᵀ/√D + mask) · k` of one query per row over its sequence.
+///
+/// `query [B, D]`, `items [B, L, D]`, `mask_bias [B, 1, L]` (0 where an item is, a large
+/// negative number on padding) → `[B, D]`. A row with only padding attends uniformly to
+/// zero vectors and so yields zeros.
+pub fn target_attention(query: Tensor<2>, items: Tensor<3>, mask_bias: Tensor<3>) -> Tensor<2> {
+    let [b, d] = query.dims();
+    let scale = 1.0 / (d as f64).sqrt();
+    let q = query.unsqueeze_dim::<3>(1);
+    let scores = q.matmul(items.clone().swap_dims(1, 2)).mul_scalar(scale) + mask_bias;
+    let weights = softmax(scores, 2);
+    weights.matmul(items).reshape([b, d])
+}
+
+/// Weighted sum of expert outputs by a softmax gate: `gate_logits [B, E]`, `experts [B, E, X]`.
+fn mix(gate_logits: Tensor<2>, experts: &Tensor<3>) -> Tensor<2> {
+    let [b, _, x] = experts.dims();
+    let gate = softmax(gate_logits, 1).unsqueeze_dim::<3>(1);
+    gate.matmul(experts.clone()).reshape([b, x])
+}
+
+fn run_experts(experts: &[Dense], input: &Tensor<2>) -> Vec<Tensor<2>> {
+    experts
+        .iter()
+        .map(|e| relu(e.forward(input.clone())))
+        .collect()
+}
+
+/// Multi-gate mixture of experts (Ma et al. 2018): shared experts, a softmax gate per task.
+#[derive(Module, Debug)]
+pub struct Mmoe {
+    /// Shared experts (`d_in → expert_hidden`, ReLU).
+    pub experts: Vec<Dense>,
+    /// One gate per task (`d_in → experts`).
+    pub gates: Vec<Dense>,
+}
+
+impl Mmoe {
+    /// `experts` shared experts and `tasks` gates.
+    pub fn new(
+        d_in: usize,
+        experts: usize,
+        expert_hidden: usize,
+        tasks: usize,
+        rng: &mut SplitMix64,
+        device: &Device,
+    ) -> Self {
+        Self {
+            experts: (0..experts)
+                .map(|_| Dense::new(d_in, expert_hidden, rng, device))
+                .collect(),
+            gates: (0..tasks)
+                .map(|_| Dense::new(d_in, experts, rng, device))
+                .collect(),
+        }
+    }
+
+    /// One `[B, expert_hidden]` mixture per task.
+    pub fn forward(&self, h: Tensor<2>) -> Vec<Tensor<2>> {
+        let stacked: Tensor<3> = Tensor::stack(run_experts(&self.experts, &h), 1);
+        self.gates
+            .iter()
+            .map(|g| mix(g.forward(h.clone()), &stacked))
+            .collect()
+    }
+}
+
+/// One extraction level of CGC/PLE (Tang et al. 2020): task-specific and shared experts;
+/// each task's gate mixes its own experts with the shared ones; between PLE levels a shared
+/// gate mixes all experts into the next level's shared input.
+#[derive(Module, Debug)]
+pub struct ExtractionLevel {
+    /// `tasks × specific_experts`, row-major by task.
+    pub specific: Vec<Dense>,
+    /// Shared experts.
+    pub shared: Vec<Dense>,
+    /// Per task: `d_in → specific + shared`.
+    pub task_gates: Vec<Dense>,
+    /// Present on every level but the last: `d_in → tasks·specific + shared`.
+    pub shared_gate: Option<Dense>,
+}
+
+impl ExtractionLevel {
+    fn new(
+        d_in: usize,
+        config: &TrunkConfig,
+        tasks: usize,
+        last: bool,
+        rng: &mut SplitMix64,
+        device: &Device,
+    ) -> Self {
+        let (s, sh, x) = (
+            config.specific_experts,
+            config.shared_experts,
+            config.expert_hidden,
+        );
+        Self {
+            specific: (0..tasks * s)
+                .map(|_| Dense::new(d_in, x, rng, device))
+                .collect(),
+            shared: (0..sh).map(|_| Dense::new(d_in, x, rng, device)).collect(),
+            task_gates: (0..tasks)
+                .map(|_| Dense::new(d_in, s + sh, rng, device))
+                .collect(),
+            shared_gate: (!last).then(|| Dense::new(d_in, tasks * s + sh, rng, device)),
+        }
+    }
+
+    /// `task_inputs[t]` feeds task t's experts and gate; `shared_input` the shared experts
+    /// and the shared gate. Returns the per-task outputs and, between levels, the shared one.
+    pub fn forward(
+        &self,
+        task_inputs: &[Tensor<2>],
+        shared_input: &Tensor<2>,
+    ) -> (Vec<Tensor<2>>, Option<Tensor<2>>) {
+        let tasks = self.task_gates.len();
+        let per_task = self.specific.len() / tasks.max(1);
+        let shared_out = run_experts(&self.shared, shared_input);
+        let mut all = Vec::with_capacity(self.specific.len() + shared_out.len());
+        let mut outputs = Vec::with_capacity(tasks);
+        for (t, gate) in self.task_gates.iter().enumerate() {
+            let own = run_experts(
+                &self.specific[t * per_task..(t + 1) * per_task],
+                &task_inputs[t],
+            );
+            all.extend(own.iter().cloned());
+            let mut experts = own;
+            experts.extend(shared_out.iter().cloned());
+            let stacked: Tensor<3> = Tensor::stack(experts, 1);
+            outputs.push(mix(gate.forward(task_inputs[t].clone()), &stacked));
+        }
+        let shared_next = self.shared_gate.as_ref().map(|g| {
+            all.extend(shared_out.iter().cloned());
+            let stacked: Tensor<3> = Tensor::stack(all, 1);
+            mix(g.forward(shared_input.clone()), &stacked)
+        });
+        (outputs, shared_next)
+    }
+}
+
+/// The multi-task trunk: MMoE, or CGC/PLE as a stack of extraction levels.
+#[derive(Module, Debug)]
+pub struct Trunk {
+    /// Set for MMoE.
+    pub mmoe: Option<Mmoe>,
+    /// CGC (one level) or PLE (`levels`).
+    pub levels: Vec<ExtractionLevel>,
+}
+
+impl Trunk {
+    /// The trunk the configuration names.
+    pub fn new(
+        d_in: usize,
+        config: &TrunkConfig,
+        tasks: usize,
+        rng: &mut SplitMix64,
+        device: &Device,
+    ) -> Self {
+        match config.kind {
+            TrunkKind::Mmoe => Self {
+                mmoe: Some(Mmoe::new(
+                    d_in,
+                    config.shared_experts,
+                    config.expert_hidden,
+                    tasks,
+                    rng,
+                    device,
+                )),
+                levels: Vec::new(),
+            },
+            TrunkKind::Cgc | TrunkKind::Ple => {
+                let n = if config.kind == TrunkKind::Cgc {
+                    1
+                } else {
+                    config.levels
+                };
+                let mut levels = Vec::with_capacity(n);
+                let mut width = d_in;
+                for l in 0..n {
+                    levels.push(ExtractionLevel::new(
+                        width,
+                        config,
+                        tasks,
+                        l + 1 == n,
+                        rng,
+                        device,
+                    ));
+                    width = config.expert_hidden;
+                }
+                Self { mmoe: None, levels }
+            }
+        }
+    }
+
+    /// One `[B, expert_hidden]` representation per task.
+    pub fn forward(&self, h: Tensor<2>, tasks: usize) -> Vec<Tensor<2>> {
+        if let Some(mmoe) = &self.mmoe {
+            return mmoe.forward(h);
+        }
+        let mut task_inputs = vec![h.clone(); tasks];
+        let mut shared = h;
+        for level in &self.levels {
+            let (outputs, next) = level.forward(&task_inputs, &shared);
+            task_inputs = outputs;
+            if let Some(next) = next {
+                shared = next;
+            }
+        }
+        task_inputs
+    }
+}
+
+/// A task tower: optional hidden layers, then one logit.
+#[derive(Module, Debug)]
+pub struct Tower {
+    /// Hidden layers (ReLU).
+    pub hidden: Mlp,
+    /// `→ 1` logit.
+    pub out: Dense,
+}
+
+impl Tower {
+    /// `d_in → hidden… → 1`.
+    pub fn new(d_in: usize, hidden: &[usize], rng: &mut SplitMix64, device: &Device) -> Self {
+        let last = hidden.last().copied().unwrap_or(d_in);
+        Self {
+            hidden: Mlp::new(d_in, hidden, rng, device),
+            out: Dense::new(last, 1, rng, device),
+        }
+    }
+
+    /// `[B, d_in] → [B, 1]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.out.forward(self.hidden.forward(x))
+    }
+}

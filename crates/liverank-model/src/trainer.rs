@@ -1,0 +1,579 @@
+//! One model in training: the embedding store, the dense network, their optimisers, and
+//! the step that ties them together.
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::config::{LossKind, RankerConfig};
+use crate::embedding::{EmbeddingConfig, EmbeddingStore, Lookup, RowOptimizer};
+use crate::error::{ModelError, Result};
+use crate::features::FeatureBatch;
+use crate::loss::{masked_bce, pu_loss};
+use crate::network::{InputShape, NetInputs, RankerNet};
+
+/// Additive attention bias on padded sequence positions.
+const PAD_BIAS: f32 = -1e9;
+
+/// Result of one training step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    /// Loss of the batch (per row).
+    pub loss: f32,
+    /// Rows in the batch.
+    pub rows: usize,
+}
+
+/// The embedding rows of one batch, gathered from the store.
+#[derive(Debug)]
+pub struct GatheredRows {
+    lookup: Lookup,
+    /// `B·F·D` field rows then the rows of the valid sequence slots.
+    rows: Vec<f32>,
+    /// Index into the lookup of each valid sequence sub-key, in `[B, L, S]` order.
+    seq_slots: Vec<usize>,
+}
+
+/// Builds the sparse store's configuration from the model's.
+pub fn embedding_config(config: &RankerConfig) -> EmbeddingConfig {
+    let s = &config.sparse;
+    EmbeddingConfig {
+        dim: config.embedding_dim,
+        min_count: s.min_count,
+        ttl: s.ttl_steps,
+        keep_floor: s.keep_floor,
+        init_scale: s.init_scale,
+        seed: config.seed,
+        optimizer: RowOptimizer::Adagrad {
+            lr: s.learning_rate,
+            initial_accumulator: s.initial_accumulator,
+            eps: 1e-10,
+        },
+    }
+}
+
+/// A ranker in training: [`EmbeddingStore`] + [`RankerNet`] on an autodiff flex device.
+pub struct Trainer {
+    config: RankerConfig,
+    shape: InputShape,
+    device: Device,
+    net: Option<RankerNet>,
+    optimizer: ModuleOptimizer,
+    store: EmbeddingStore,
+    task_weights: Vec<f32>,
+    step: u64,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("shape", &self.shape)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trainer {
+    /// A fresh model of this configuration and input shape.
+    pub fn new(config: RankerConfig, shape: InputShape) -> Result<Self> {
+        config.validate()?;
+        let device = Device::flex().autodiff();
+        let net = RankerNet::new(&config, shape, &device);
+        let optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+        let store = EmbeddingStore::new(embedding_config(&config));
+        let task_weights = (0..config.tasks.len())
+            .map(|i| config.task_weight(i))
+            .collect();
+        Ok(Self {
+            config,
+            shape,
+            device,
+            net: Some(net),
+            optimizer,
+            store,
+            task_weights,
+            step: 0,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RankerConfig {
+        &self.config
+    }
+
+    /// The input shape.
+    pub fn shape(&self) -> InputShape {
+        self.shape
+    }
+
+    /// Training steps taken.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The embedding store.
+    pub fn store(&self) -> &EmbeddingStore {
+        &self.store
+    }
+
+    fn net(&self) -> Result<&RankerNet> {
+        self.net
+            .as_ref()
+            .ok_or_else(|| ModelError::Shape("the network was lost by a failed step".into()))
+    }
+
+    fn check(&self, batch: &FeatureBatch) -> Result<()> {
+        batch.check().map_err(ModelError::Shape)?;
+        let s = self.shape;
+        if batch.field_count != s.fields
+            || batch.seq_len != s.seq_len
+            || batch.seq_subkeys != s.seq_subkeys
+            || batch.dense_dim != s.dense
+        {
+            return Err(ModelError::Shape(format!(
+                "batch shape fields={} seq={}x{} dense={} but the model takes fields={} seq={}x{} dense={}",
+                batch.field_count,
+                batch.seq_len,
+                batch.seq_subkeys,
+                batch.dense_dim,
+                s.fields,
+                s.seq_len,
+                s.seq_subkeys,
+                s.dense
+            )));
+        }
+        if batch.tasks != self.config.tasks.len() {
+            return Err(ModelError::Shape(format!(
+                "batch has {} tasks, the model {}",
+                batch.tasks,
+                self.config.tasks.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Gathers (and, in training, admits and touches) the rows of every sparse key.
+    pub fn gather(&mut self, batch: &FeatureBatch, train: bool) -> GatheredRows {
+        let mut keys = Vec::with_capacity(batch.fields.len() + batch.seq_keys.len());
+        keys.extend_from_slice(&batch.fields);
+        let mut seq_slots = Vec::with_capacity(batch.seq_keys.len());
+        let s = batch.seq_subkeys.max(1);
+        for (i, &k) in batch.seq_keys.iter().enumerate() {
+            if batch.seq_mask[i / s] {
+                seq_slots.push(keys.len());
+                keys.push(k);
+            }
+        }
+        let mut rows = Vec::new();
+        let lookup = self.store.lookup(&keys, self.step, train, &mut rows);
+        GatheredRows {
+            lookup,
+            rows,
+            seq_slots,
+        }
+    }
+
+    fn inputs(
+        &self,
+        batch: &FeatureBatch,
+        gathered: &GatheredRows,
+        device: &Device,
+        track: bool,
+    ) -> NetInputs {
+        let d = self.config.embedding_dim;
+        let b = batch.batch;
+        let field_values = gathered.rows[..b * batch.field_count * d].to_vec();
+        let mut fields: Tensor<3> = Tensor::from_data(
+            TensorData::new(field_values, [b, batch.field_count, d]),
+            device,
+        );
+        if track {
+            fields = fields.require_grad();
+        }
+        let (seq, seq_mask_bias) = if batch.seq_len > 0 {
+            let s = batch.seq_subkeys.max(1);
+            let mut values = vec![0.0f32; b * batch.seq_len * s * d];
+            let mut slot = 0;
+            for (i, chunk) in values.chunks_exact_mut(d).enumerate() {
+                if batch.seq_mask[i / s] {
+                    let src = gathered.seq_slots[slot] * d;
+                    chunk.copy_from_slice(&gathered.rows[src..src + d]);
+                    slot += 1;
+                }
+            }
+            let mut seq: Tensor<4> =
+                Tensor::from_data(TensorData::new(values, [b, batch.seq_len, s, d]), device);
+            if track {
+                seq = seq.require_grad();
+            }
+            let bias: Vec<f32> = batch
+                .seq_mask
+                .iter()
+                .map(|&m| if m { 0.0 } else { PAD_BIAS })
+                .collect();
+            let bias: Tensor<3> =
+                Tensor::from_data(TensorData::new(bias, [b, 1, batch.seq_len]), device);
+            (Some(seq), Some(bias))
+        } else {
+            (None, None)
+        };
+        let dense = (batch.dense_dim > 0).then(|| {
+            Tensor::from_data(
+                TensorData::new(batch.dense.clone(), [b, batch.dense_dim]),
+                device,
+            )
+        });
+        NetInputs {
+            fields,
+            seq,
+            seq_mask_bias,
+            dense,
+        }
+    }
+
+    fn loss(&self, logits: Tensor<2>, batch: &FeatureBatch) -> Tensor<1> {
+        let (b, t) = (batch.batch, batch.tasks);
+        let dev = &self.device;
+        let labels = Tensor::from_data(TensorData::new(batch.labels.clone(), [b, t]), dev);
+        let mask = Tensor::from_data(TensorData::new(batch.mask.clone(), [b, t]), dev);
+        let weights = Tensor::from_data(TensorData::new(self.task_weights.clone(), [1, t]), dev);
+        match self.config.loss {
+            LossKind::Masked => masked_bce(logits, labels, mask, weights),
+            LossKind::Pu => {
+                let slow: Vec<f32> = batch
+                    .slow
+                    .iter()
+                    .map(|&s| if s { 1.0 } else { 0.0 })
+                    .collect();
+                let slow = Tensor::from_data(TensorData::new(slow, [b, 1]), dev);
+                pu_loss(logits, labels, mask, slow, weights)
+            }
+        }
+    }
+
+    /// One optimisation step on a batch: gather rows, forward, backward, Adam on the dense
+    /// part, the store's row-wise optimiser on the touched rows (gradients summed per id).
+    pub fn train_step(&mut self, batch: &FeatureBatch) -> Result<StepStats> {
+        self.check(batch)?;
+        let gathered = self.gather(batch, true);
+        let inputs = self.inputs(batch, &gathered, &self.device, true);
+        let (fields_leaf, seq_leaf) = (inputs.fields.clone(), inputs.seq.clone());
+        let logits = self.net()?.forward(inputs);
+        let loss = self.loss(logits, batch);
+        let loss_value = scalar(&loss);
+        let mut grads = loss.backward();
+
+        // Sparse side: per-slot gradients in the lookup's order.
+        let d = self.config.embedding_dim;
+        let mut slot_grads = vec![0.0f32; gathered.rows.len()];
+        let field_len = batch.batch * batch.field_count * d;
+        if let Some(g) = fields_leaf.grad_remove(&mut grads) {
+            slot_grads[..field_len].copy_from_slice(&to_vec(g.into_data())?);
+        }
+        if let Some(seq_leaf) = seq_leaf
+            && let Some(g) = seq_leaf.grad_remove(&mut grads)
+        {
+            let g = to_vec(g.into_data())?;
+            let s = batch.seq_subkeys.max(1);
+            let mut slot = 0;
+            for (i, chunk) in g.chunks_exact(d).enumerate() {
+                if batch.seq_mask[i / s] {
+                    let dst = gathered.seq_slots[slot] * d;
+                    slot_grads[dst..dst + d].copy_from_slice(chunk);
+                    slot += 1;
+                }
+            }
+        }
+        self.store
+            .apply_gradients(&gathered.lookup, &slot_grads)
+            .map_err(|e| ModelError::Embedding(e.to_string()))?;
+
+        // Dense side.
+        let net = self
+            .net
+            .take()
+            .ok_or_else(|| ModelError::Shape("the network was lost by a failed step".into()))?;
+        let params = GradientsParams::from_grads(grads, &net);
+        self.net = Some(self.optimizer.step(self.config.learning_rate, net, params));
+        self.step += 1;
+        if self.config.sparse.ttl_steps > 0 {
+            self.store.evict_expired(self.step);
+        }
+        Ok(StepStats {
+            loss: loss_value,
+            rows: batch.batch,
+        })
+    }
+
+    /// Loss of a batch without learning from it.
+    pub fn eval_loss(&mut self, batch: &FeatureBatch) -> Result<f32> {
+        self.check(batch)?;
+        let gathered = self.gather(batch, false);
+        let inputs = self.inputs(batch, &gathered, &self.device, false);
+        let logits = self.net()?.forward(inputs);
+        Ok(scalar(&self.loss(logits, batch)))
+    }
+
+    /// A frozen copy for inference: the network without autodiff and a snapshot of the
+    /// store. Cheap enough to take after every epoch or publish interval.
+    pub fn scorer(&self) -> Result<Scorer> {
+        Ok(Scorer {
+            config: self.config.clone(),
+            shape: self.shape,
+            net: self.net()?.valid(),
+            store: self.store.clone(),
+            device: Device::flex(),
+        })
+    }
+}
+
+/// Inference-only ranker: `[B, T]` probabilities for feature batches, no autodiff.
+pub struct Scorer {
+    config: RankerConfig,
+    shape: InputShape,
+    net: RankerNet,
+    store: EmbeddingStore,
+    device: Device,
+}
+
+impl std::fmt::Debug for Scorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scorer")
+            .field("shape", &self.shape)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scorer {
+    /// The configuration of the model.
+    pub fn config(&self) -> &RankerConfig {
+        &self.config
+    }
+
+    /// Probabilities, row-major `[B, T]` in `config.tasks` order.
+    pub fn predict(&self, batch: &FeatureBatch) -> Result<Vec<f32>> {
+        batch.check().map_err(ModelError::Shape)?;
+        let d = self.config.embedding_dim;
+        let s = batch.seq_subkeys.max(1);
+        let b = batch.batch;
+        let mut field_rows = Vec::new();
+        self.store.gather(&batch.fields, &mut field_rows);
+        let fields: Tensor<3> = Tensor::from_data(
+            TensorData::new(field_rows, [b, batch.field_count, d]),
+            &self.device,
+        );
+        let (seq, seq_mask_bias) = if batch.seq_len > 0 {
+            let mut seq_rows = Vec::new();
+            self.store.gather(&batch.seq_keys, &mut seq_rows);
+            for (i, chunk) in seq_rows.chunks_exact_mut(d).enumerate() {
+                if !batch.seq_mask[i / s] {
+                    chunk.fill(0.0);
+                }
+            }
+            let seq: Tensor<4> = Tensor::from_data(
+                TensorData::new(seq_rows, [b, batch.seq_len, s, d]),
+                &self.device,
+            );
+            let bias: Vec<f32> = batch
+                .seq_mask
+                .iter()
+                .map(|&m| if m { 0.0 } else { PAD_BIAS })
+                .collect();
+            (
+                Some(seq),
+                Some(Tensor::from_data(
+                    TensorData::new(bias, [b, 1, batch.seq_len]),
+                    &self.device,
+                )),
+            )
+        } else {
+            (None, None)
+        };
+        let dense = (batch.dense_dim > 0).then(|| {
+            Tensor::from_data(
+                TensorData::new(batch.dense.clone(), [b, batch.dense_dim]),
+                &self.device,
+            )
+        });
+        let logits = self.net.forward(NetInputs {
+            fields,
+            seq,
+            seq_mask_bias,
+            dense,
+        });
+        to_vec(burn::tensor::activation::sigmoid(logits).into_data())
+    }
+}
+
+fn scalar(t: &Tensor<1>) -> f32 {
+    t.to_data()
+        .try_to_vec::<f32>()
+        .ok()
+        .and_then(|v| v.first().copied())
+        .unwrap_or(f32::NAN)
+}
+
+fn to_vec(data: TensorData) -> Result<Vec<f32>> {
+    data.try_to_vec::<f32>()
+        .map_err(|e| ModelError::Shape(format!("tensor data: {e:?}")))
+}
+
+/// First bytes of a trainer checkpoint.
+pub const CHECKPOINT_MAGIC: &[u8; 8] = b"LRMODEL\0";
+/// Version of the checkpoint layout below.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+impl Trainer {
+    /// Serialises everything a resumed run needs: configuration, shape, network weights
+    /// (burnpack), Adam state (burnpack), the embedding store with its optimiser state, and
+    /// the step counter. Layout: magic, version u32, then length-prefixed (u64 LE) sections
+    /// `config JSON | shape 4×u64 | step u64 | network | optimizer | store`, then a CRC32 of
+    /// all preceding bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let fail = |reason: String| ModelError::Checkpoint {
+            path: "<memory>".into(),
+            reason,
+        };
+        let config = serde_json::to_vec(&self.config).map_err(|e| fail(e.to_string()))?;
+        let net = self
+            .net()?
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| fail(format!("network: {e:?}")))?;
+        let optimizer = self
+            .optimizer
+            .into_bytes()
+            .map_err(|e| fail(format!("optimizer: {e:?}")))?;
+        let store = self.store.to_bytes();
+        let s = self.shape;
+        let mut shape = Vec::with_capacity(32);
+        for v in [s.fields, s.seq_len, s.seq_subkeys, s.dense] {
+            shape.extend_from_slice(&(v as u64).to_le_bytes());
+        }
+        let mut out =
+            Vec::with_capacity(net.len() + optimizer.len() + store.len() + config.len() + 128);
+        out.extend_from_slice(CHECKPOINT_MAGIC);
+        out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+        for section in [
+            &config[..],
+            &shape[..],
+            &self.step.to_le_bytes()[..],
+            &net[..],
+            &optimizer[..],
+            &store[..],
+        ] {
+            out.extend_from_slice(&(section.len() as u64).to_le_bytes());
+            out.extend_from_slice(section);
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(out)
+    }
+
+    /// Restores a trainer from [`Trainer::to_bytes`]; a damaged or foreign buffer is an error.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let fail = |reason: String| ModelError::Checkpoint {
+            path: "<memory>".into(),
+            reason,
+        };
+        if bytes.len() < 16 || &bytes[..8] != CHECKPOINT_MAGIC {
+            return Err(fail("not a liverank model checkpoint (bad magic)".into()));
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        if crc32fast::hash(body) != stored {
+            return Err(fail(
+                "checksum mismatch: the file is damaged or truncated".into(),
+            ));
+        }
+        let version = u32::from_le_bytes([body[8], body[9], body[10], body[11]]);
+        if version != CHECKPOINT_VERSION {
+            return Err(fail(format!(
+                "format version {version}, this build reads {CHECKPOINT_VERSION}"
+            )));
+        }
+        let mut sections = Vec::with_capacity(6);
+        let mut at = 12;
+        for _ in 0..6 {
+            let len = body
+                .get(at..at + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize);
+            let len = len.ok_or_else(|| fail("truncated section header".into()))?;
+            let section = body
+                .get(at + 8..at + 8 + len)
+                .ok_or_else(|| fail("truncated section".into()))?;
+            sections.push(section);
+            at += 8 + len;
+        }
+        let config: RankerConfig =
+            serde_json::from_slice(sections[0]).map_err(|e| fail(format!("config: {e}")))?;
+        let word = |b: &[u8], i: usize| {
+            u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) as usize
+        };
+        if sections[1].len() != 32 || sections[2].len() != 8 {
+            return Err(fail("bad shape or step section".into()));
+        }
+        let shape = InputShape {
+            fields: word(sections[1], 0),
+            seq_len: word(sections[1], 1),
+            seq_subkeys: word(sections[1], 2),
+            dense: word(sections[1], 3),
+        };
+        let step = word(sections[2], 0) as u64;
+        let mut trainer = Trainer::new(config, shape)?;
+        let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(
+            sections[3].to_vec(),
+        ))
+        .map_err(|e| fail(format!("network: {e:?}")))?;
+        let net = trainer
+            .net
+            .take()
+            .ok_or_else(|| fail("no network".into()))?;
+        trainer.net = Some(
+            net.try_load_record(record)
+                .map_err(|e| fail(format!("network: {e:?}")))?,
+        );
+        let optimizer = std::mem::replace(&mut trainer.optimizer, AdamConfig::new().init());
+        trainer.optimizer = optimizer
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(sections[4].to_vec()))
+            .map_err(|e| fail(format!("optimizer: {e:?}")))?;
+        trainer.store = EmbeddingStore::from_bytes(sections[5])
+            .map_err(|e| fail(format!("embedding store: {e}")))?;
+        trainer.step = step;
+        Ok(trainer)
+    }
+
+    /// Writes a checkpoint atomically (temporary file, fsync, rename).
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let fail = |reason: String| ModelError::Checkpoint {
+            path: path.display().to_string(),
+            reason,
+        };
+        let bytes = self.to_bytes()?;
+        let tmp = path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| fail(e.to_string()))
+    }
+
+    /// Reads a checkpoint written by [`Trainer::save`].
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| ModelError::Checkpoint {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_bytes(&bytes).map_err(|e| match e {
+            ModelError::Checkpoint { reason, .. } => ModelError::Checkpoint {
+                path: path.display().to_string(),
+                reason,
+            },
+            other => other,
+        })
+    }
+}
