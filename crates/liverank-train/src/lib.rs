@@ -1,1 +1,13 @@
-//! Training and evaluation (placeholder while the crate is built).
+//! Training and evaluation of the liverank ranker.
+//!
+//! [`offline::train_offline`] runs epochs over a sample file with a time-based split;
+//! [`offline::evaluate_on`] scores the held-out `complete` samples; [`metrics`] has AUC,
+//! GAUC (user-weighted), log loss and calibration, each checked against brute force.
+//! Online training (test-then-train over the sample stream) comes with its own issue.
+
+pub mod error;
+pub mod metrics;
+pub mod offline;
+
+pub use error::{Result, TrainError};
+pub use offline::{Evaluation, OfflineRun, TrainSettings, evaluate_on, load_samples, split_samples, train_offline};

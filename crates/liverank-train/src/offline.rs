@@ -1,0 +1,240 @@
+//! Offline training: a time-based split, epochs over the training samples with a pipelined
+//! feature builder, and evaluation on the `complete` labels of the later slice.
+//!
+//! Whatever policy produced the training samples, evaluation always uses the `complete`
+//! samples (one row per exposure) whose impression lies in the held-out later slice, so
+//! policies compare on the same ground.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use liverank_model::rng::SplitMix64;
+use liverank_model::{FeatureBatch, FeatureBuilder, InputShape, RankerConfig, Scorer, Trainer};
+use liverank_types::{Policy, Sample, Task};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::metrics::{TaskMetrics, auc, evaluate};
+
+/// How an offline run iterates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Passes over the training slice.
+    pub epochs: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Share of the time range (by impression time of the `complete` samples) used for
+    /// training; the rest is held out for evaluation.
+    pub train_fraction: f64,
+    /// Shuffle the training samples each epoch (seeded); off = event-time order.
+    pub shuffle: bool,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self { epochs: 2, batch_size: 256, train_fraction: 0.75, shuffle: true }
+    }
+}
+
+/// Reads samples from a file (`.parquet` or `.jsonl`) or from the output directory of
+/// `liverank samples` (every `samples-*.parquet` segment in order, or `samples.jsonl`).
+pub fn load_samples(path: &Path) -> Result<Vec<Sample>> {
+    let io = |e: std::io::Error| TrainError::Input(format!("{}: {e}", path.display()));
+    if path.is_dir() {
+        let mut segments: Vec<_> = std::fs::read_dir(path)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("samples") && (n.ends_with(".parquet") || n.ends_with(".jsonl"))))
+            .collect();
+        segments.sort();
+        if segments.is_empty() {
+            return Err(TrainError::Input(format!("{}: no samples-*.parquet or samples.jsonl inside", path.display())));
+        }
+        let mut all = Vec::new();
+        for s in segments {
+            all.extend(load_samples(&s)?);
+        }
+        return Ok(all);
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => liverank_ingest::read_parquet_samples(path).map_err(|e| TrainError::Input(e.to_string())),
+        Some("jsonl") => {
+            let text = std::fs::read_to_string(path).map_err(io)?;
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| serde_json::from_str(l).map_err(|e| TrainError::Input(format!("{}:{}: {e}", path.display(), i + 1))))
+                .collect()
+        }
+        _ => Err(TrainError::Input(format!("{}: expected a .parquet or .jsonl file, or a samples directory", path.display()))),
+    }
+}
+
+/// The instant splitting training from evaluation: `train_fraction` of the way through the
+/// impression times of the evaluation (`complete`) samples.
+pub fn split_time(eval: &[Sample], train_fraction: f64) -> Option<i64> {
+    let (lo, hi) = eval.iter().fold((i64::MAX, i64::MIN), |(lo, hi), s| (lo.min(s.exposure_ts.0), hi.max(s.exposure_ts.0)));
+    (lo <= hi).then(|| lo + ((hi - lo) as f64 * train_fraction) as i64)
+}
+
+/// Evaluation of one model on the held-out slice.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evaluation {
+    /// Per task, in the model's task order.
+    pub tasks: Vec<(Task, TaskMetrics)>,
+    /// Held-out exposures.
+    pub exposures: usize,
+    /// Exposure keys `(request_id, live)` and the predicted click probability, for joins
+    /// with ground truth.
+    pub click_predictions: Vec<((u64, u64), f32)>,
+}
+
+/// Scores the `complete` samples with `scorer` and computes every task's metrics.
+pub fn evaluate_on(scorer: &Scorer, eval: &[Sample]) -> Result<Evaluation> {
+    let config = scorer.config();
+    let builder = FeatureBuilder::new(config);
+    let tasks = config.tasks.clone();
+    let mut predictions: Vec<f32> = Vec::with_capacity(eval.len() * tasks.len());
+    for chunk in eval.chunks(1024) {
+        predictions.extend(scorer.predict(&builder.build(chunk)).map_err(TrainError::Model)?);
+    }
+    let users: Vec<u64> = eval.iter().map(|s| s.user.0).collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    let mut click_predictions = Vec::new();
+    for (t, &task) in tasks.iter().enumerate() {
+        let scores: Vec<f32> = (0..eval.len()).map(|i| predictions[i * tasks.len() + t]).collect();
+        let labels: Vec<bool> = eval.iter().map(|s| s.labels.get(task) == Some(true)).collect();
+        if task == Task::Click {
+            click_predictions = eval.iter().zip(&scores).map(|(s, &p)| ((s.request_id.0, s.live.0), p)).collect();
+        }
+        out.push((task, evaluate(&users, &scores, &labels)));
+    }
+    Ok(Evaluation { tasks: out, exposures: eval.len(), click_predictions })
+}
+
+/// Click AUC of the popularity baseline: each room's smoothed click rate over the training
+/// exposures, `(clicks + 1) / (exposures + 20)`.
+pub fn popularity_click_auc(train: &[Sample], eval: &[Sample]) -> Option<f64> {
+    let mut exposures: HashSet<(u64, u64)> = HashSet::new();
+    let mut per_live: HashMap<u64, (f64, f64)> = HashMap::new();
+    for s in train {
+        let entry = per_live.entry(s.live.0).or_default();
+        if exposures.insert((s.request_id.0, s.live.0)) {
+            entry.1 += 1.0;
+        }
+        if s.labels.get(Task::Click) == Some(true) {
+            entry.0 += 1.0;
+        }
+    }
+    let scores: Vec<f32> = eval
+        .iter()
+        .map(|s| per_live.get(&s.live.0).map_or(1.0 / 20.0, |(c, n)| (c + 1.0) / (n + 20.0)) as f32)
+        .collect();
+    let labels: Vec<bool> = eval.iter().map(|s| s.labels.get(Task::Click) == Some(true)).collect();
+    auc(&scores, &labels)
+}
+
+/// Progress of a run, handed to the caller's callback after every step.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Steps done (including those before a resume).
+    pub step: u64,
+    /// Steps of the whole run.
+    pub total_steps: u64,
+    /// Loss of the last step.
+    pub loss: f32,
+    /// Training rows per second since this process started the run.
+    pub rows_per_s: f64,
+}
+
+/// A finished offline run.
+#[derive(Debug)]
+pub struct OfflineRun {
+    /// The trained model.
+    pub trainer: Trainer,
+    /// Loss of every step run by this process.
+    pub losses: Vec<f32>,
+    /// Training rows per second.
+    pub rows_per_s: f64,
+}
+
+/// Training samples of the chosen policy emitted before the split (the labels a model
+/// trained at that instant could have seen), and the `complete` samples after it.
+pub fn split_samples(train: Vec<Sample>, eval: Vec<Sample>, policy: Policy, train_fraction: f64) -> Result<(Vec<Sample>, Vec<Sample>)> {
+    let eval: Vec<Sample> = eval.into_iter().filter(|s| s.policy == Policy::Complete).collect();
+    let split = split_time(&eval, train_fraction)
+        .ok_or_else(|| TrainError::Input("no `complete` samples to evaluate on: run `liverank samples` with --policy complete too".into()))?;
+    let train: Vec<Sample> = train.into_iter().filter(|s| s.policy == policy && s.ts.0 < split).collect();
+    let eval: Vec<Sample> = eval.into_iter().filter(|s| s.exposure_ts.0 >= split).collect();
+    if train.is_empty() {
+        return Err(TrainError::Input(format!("no `{}` samples before the split", policy.as_str())));
+    }
+    Ok((train, eval))
+}
+
+/// Trains `trainer` (fresh or resumed: it continues at `trainer.steps()`) for
+/// `settings.epochs` over `train`. The sample order of each epoch is a seeded function of
+/// (seed, epoch), so a resumed run replays exactly the batches the uninterrupted run would.
+/// Feature batches are built on a second thread while the current step trains.
+pub fn train_offline(
+    mut trainer: Trainer,
+    settings: &TrainSettings,
+    train: &[Sample],
+    mut on_step: impl FnMut(&Trainer, Progress) -> Result<()>,
+) -> Result<OfflineRun> {
+    let batch_size = settings.batch_size.max(1);
+    let per_epoch = train.len().div_ceil(batch_size) as u64;
+    let total = per_epoch * settings.epochs as u64;
+    let builder = FeatureBuilder::new(trainer.config());
+    let seed = trainer.config().seed;
+    let start_step = trainer.steps();
+    let started = Instant::now();
+    let mut losses = Vec::new();
+    let mut rows = 0usize;
+    let shuffle = settings.shuffle;
+
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = sync_channel::<FeatureBatch>(2);
+        let builder = &builder;
+        scope.spawn(move || {
+            let mut order: Vec<usize> = (0..train.len()).collect();
+            let mut chunk = Vec::with_capacity(batch_size);
+            for step in start_step..total {
+                let epoch = step / per_epoch;
+                let index = (step % per_epoch) as usize;
+                if index == 0 || step == start_step {
+                    order = (0..train.len()).collect();
+                    if shuffle {
+                        SplitMix64::new(seed ^ epoch.wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
+                    }
+                }
+                chunk.clear();
+                let end = ((index + 1) * batch_size).min(train.len());
+                chunk.extend(order[index * batch_size..end].iter().map(|&i| train[i].clone()));
+                if tx.send(builder.build(&chunk)).is_err() {
+                    return;
+                }
+            }
+        });
+        for batch in rx {
+            let stats = trainer.train_step(&batch).map_err(TrainError::Model)?;
+            losses.push(stats.loss);
+            rows += stats.rows;
+            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+            on_step(&trainer, Progress { step: trainer.steps(), total_steps: total, loss: stats.loss, rows_per_s: rows as f64 / elapsed })?;
+        }
+        Ok(())
+    })?;
+    let rows_per_s = rows as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    Ok(OfflineRun { trainer, losses, rows_per_s })
+}
+
+/// Input shape of models trained on samples.
+pub fn sample_shape(config: &RankerConfig) -> InputShape {
+    let builder = FeatureBuilder::new(config);
+    let b = builder.empty_batch();
+    InputShape { fields: b.field_count, seq_len: b.seq_len, seq_subkeys: b.seq_subkeys, dense: b.dense_dim }
+}
