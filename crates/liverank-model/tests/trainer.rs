@@ -7,14 +7,25 @@ use liverank_model::rng::SplitMix64;
 use liverank_model::{InputShape, LossKind, RankerConfig, Trainer, TrunkConfig, TrunkKind};
 use liverank_types::Task;
 
-const SHAPE: InputShape = InputShape { fields: 3, seq_len: 4, seq_subkeys: 1, dense: 2 };
+const SHAPE: InputShape = InputShape {
+    fields: 3,
+    seq_len: 4,
+    seq_subkeys: 1,
+    dense: 2,
+};
 
 fn config(kind: TrunkKind) -> RankerConfig {
     RankerConfig {
         tasks: vec![Task::Click, Task::Like],
         embedding_dim: 8,
         hidden: vec![16],
-        trunk: TrunkConfig { kind, shared_experts: 2, specific_experts: 1, levels: 2, expert_hidden: 8 },
+        trunk: TrunkConfig {
+            kind,
+            shared_experts: 2,
+            specific_experts: 1,
+            levels: 2,
+            expert_hidden: 8,
+        },
         tower_hidden: vec![],
         learning_rate: 0.01,
         ..RankerConfig::default()
@@ -28,17 +39,26 @@ fn batch(rng: &mut SplitMix64, rows: usize) -> FeatureBatch {
     for _ in 0..rows {
         let target = rng.below(20) as u64;
         let in_seq = rng.below(2) == 1;
-        b.fields.extend([key(KeyKind::Live, target), key(KeyKind::User, rng.below(50) as u64), key(KeyKind::Hour, rng.below(24) as u64)]);
+        b.fields.extend([
+            key(KeyKind::Live, target),
+            key(KeyKind::User, rng.below(50) as u64),
+            key(KeyKind::Hour, rng.below(24) as u64),
+        ]);
         let hit = rng.below(4);
         for p in 0..4 {
-            let item = if in_seq && p == hit { target } else { 20 + rng.below(20) as u64 };
+            let item = if in_seq && p == hit {
+                target
+            } else {
+                20 + rng.below(20) as u64
+            };
             b.seq_keys.push(key(KeyKind::Live, item));
             b.seq_mask.push(p > 0 || rng.below(2) == 0);
         }
         let x = rng.uniform(1.0);
         b.dense.extend([x, rng.uniform(1.0)]);
         let click = in_seq && b.seq_mask[b.seq_mask.len() - 4 + hit];
-        b.labels.extend([f32::from(u8::from(click)), f32::from(u8::from(x > 0.3))]);
+        b.labels
+            .extend([f32::from(u8::from(click)), f32::from(u8::from(x > 0.3))]);
         b.mask.extend([1.0, 1.0]);
         b.slow.push(false);
         b.users.push(0);
@@ -58,7 +78,10 @@ fn training_lowers_the_loss_for_every_trunk() {
             trainer.train_step(&batch(&mut rng, 64)).unwrap();
         }
         let after = trainer.eval_loss(&held_out).unwrap();
-        assert!(after < 0.6 * before, "{kind:?}: held-out loss {before} → {after}");
+        assert!(
+            after < 0.6 * before,
+            "{kind:?}: held-out loss {before} → {after}"
+        );
         // The scorer agrees with the trainer's own view: probabilities in (0, 1).
         let p = trainer.scorer().unwrap().predict(&held_out).unwrap();
         assert_eq!(p.len(), 512 * 2);
@@ -73,17 +96,27 @@ fn checkpoint_resume_reproduces_the_losses_exactly() {
         (0..12).map(|_| batch(&mut rng, 32)).collect()
     };
     let mut straight = Trainer::new(config(TrunkKind::Ple), SHAPE).unwrap();
-    let expected: Vec<f32> = batches.iter().map(|b| straight.train_step(b).unwrap().loss).collect();
+    let expected: Vec<f32> = batches
+        .iter()
+        .map(|b| straight.train_step(b).unwrap().loss)
+        .collect();
 
     let mut first = Trainer::new(config(TrunkKind::Ple), SHAPE).unwrap();
-    let mut got: Vec<f32> = batches[..5].iter().map(|b| first.train_step(b).unwrap().loss).collect();
+    let mut got: Vec<f32> = batches[..5]
+        .iter()
+        .map(|b| first.train_step(b).unwrap().loss)
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.ckpt");
     first.save(&path).unwrap();
     drop(first);
     let mut resumed = Trainer::load(&path).unwrap();
     assert_eq!(resumed.steps(), 5);
-    got.extend(batches[5..].iter().map(|b| resumed.train_step(b).unwrap().loss));
+    got.extend(
+        batches[5..]
+            .iter()
+            .map(|b| resumed.train_step(b).unwrap().loss),
+    );
     assert_eq!(got, expected, "losses after resume differ");
 
     // A damaged checkpoint is a clear error, not a panic.
@@ -98,9 +131,18 @@ fn checkpoint_resume_reproduces_the_losses_exactly() {
 #[test]
 fn same_seed_same_model_other_seed_other_model() {
     let run = |seed: u64| {
-        let mut trainer = Trainer::new(RankerConfig { seed, ..config(TrunkKind::Mmoe) }, SHAPE).unwrap();
+        let mut trainer = Trainer::new(
+            RankerConfig {
+                seed,
+                ..config(TrunkKind::Mmoe)
+            },
+            SHAPE,
+        )
+        .unwrap();
         let mut rng = SplitMix64::new(3);
-        (0..5).map(|_| trainer.train_step(&batch(&mut rng, 16)).unwrap().loss).collect::<Vec<_>>()
+        (0..5)
+            .map(|_| trainer.train_step(&batch(&mut rng, 16)).unwrap().loss)
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), run(2));
@@ -108,7 +150,14 @@ fn same_seed_same_model_other_seed_other_model() {
 
 #[test]
 fn pu_loss_trains_and_a_misshapen_batch_is_an_error() {
-    let mut trainer = Trainer::new(RankerConfig { loss: LossKind::Pu, ..config(TrunkKind::Cgc) }, SHAPE).unwrap();
+    let mut trainer = Trainer::new(
+        RankerConfig {
+            loss: LossKind::Pu,
+            ..config(TrunkKind::Cgc)
+        },
+        SHAPE,
+    )
+    .unwrap();
     let mut b = batch(&mut SplitMix64::new(2), 8);
     b.slow[0] = true;
     assert!(trainer.train_step(&b).unwrap().loss.is_finite());

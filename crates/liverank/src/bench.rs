@@ -39,6 +39,11 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
+    /// Ranker training samples/s at the shape of ../shared/bench/peer_torch_ranker.py
+    /// (same flags), then 500-candidate scoring latency.
+    Train(crate::bench_model::PeerShape),
+    /// Ranker scoring latency p50/p99 for `--candidates` rows (same flags as the peer).
+    Score(crate::bench_model::PeerShape),
     /// Decode events/s of JSON Lines and Parquet files written by the simulator.
     Decode {
         /// Preset whose events are decoded.
@@ -129,6 +134,8 @@ pub fn run(settings: &Settings, args: BenchArgs) -> Result<(), Failure> {
             checkpoint_every,
             repeat,
         } => bench_samples(settings, preset, checkpoint_every, repeat)?,
+        BenchCommand::Train(shape) => crate::bench_model::run(&shape, false)?,
+        BenchCommand::Score(shape) => crate::bench_model::run(&shape, true)?,
         BenchCommand::Decode { preset, repeat } => {
             let config = SimConfig::preset(preset).with_seed(settings.sim.seed);
             let sim = Simulation::new(config).input_err("invalid preset")?;

@@ -4,10 +4,12 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
 
 mod bench;
+mod bench_model;
 mod inspect;
 mod samples;
 mod settings;
 mod simulate;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -32,6 +34,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Build training samples from events under one or more labelling policies.
     Samples(samples::SamplesArgs),
+    /// Train the ranker offline on sample files and evaluate it on the later time slice.
+    Train(train::TrainArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Print the effective settings (defaults ← --config ← environment) as TOML.
@@ -88,6 +92,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Simulate(args) => simulate::run(&settings, args),
         Command::Inspect(args) => inspect::run(args),
         Command::Samples(args) => samples::run(&settings, args),
+        Command::Train(args) => train::run(args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;

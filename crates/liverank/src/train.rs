@@ -1,0 +1,253 @@
+//! `liverank train`: offline training on sample files with a time split, evaluation on the
+//! held-out `complete` labels, popularity and (with the simulator's truth) oracle baselines.
+
+use crate::{Failure, InputContext};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use liverank_model::{LossKind, RankerConfig, Trainer, TrunkKind};
+use liverank_train::offline::{popularity_click_auc, sample_shape};
+use liverank_train::{
+    Evaluation, TrainSettings, evaluate_on, load_samples, split_samples, train_offline,
+};
+use liverank_types::Policy;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Arguments of `liverank train`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    /// Training samples: a `liverank samples` output directory or a .parquet/.jsonl file.
+    #[arg(long)]
+    pub train_samples: PathBuf,
+    /// Evaluation samples (their `complete` policy rows are used). Default: the training input.
+    #[arg(long)]
+    pub eval_samples: Option<PathBuf>,
+    /// Policy of the training samples (fastslow trains with the PU loss).
+    #[arg(long, default_value = "realtime")]
+    pub policy: Policy,
+    /// Model configuration file (TOML, the fields of RankerConfig); flags below override it.
+    #[arg(long)]
+    pub model_config: Option<PathBuf>,
+    /// Multi-task trunk.
+    #[arg(long, value_parser = ["mmoe", "cgc", "ple"])]
+    pub trunk: Option<String>,
+    /// Seed of the model init and the sample order.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Passes over the training slice.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Rows per step.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Share of the time range used for training; the rest is evaluated.
+    #[arg(long, default_value_t = 0.75)]
+    pub train_fraction: f64,
+    /// The simulator's truth_exposures.parquet: report the oracle click AUC on the same
+    /// held-out exposures.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Output directory: model.ckpt (written every epoch) and evaluation.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from <out>/model.ckpt (same data and settings continue exactly).
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The model configuration the arguments describe.
+pub fn model_config(args: &TrainArgs) -> Result<RankerConfig, Failure> {
+    let mut config = match &args.model_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).input_err("reading --model-config")?;
+            toml::from_str(&text).input_err("parsing --model-config")?
+        }
+        None => RankerConfig::default(),
+    };
+    if let Some(t) = &args.trunk {
+        config.trunk.kind = match t.as_str() {
+            "mmoe" => TrunkKind::Mmoe,
+            "cgc" => TrunkKind::Cgc,
+            _ => TrunkKind::Ple,
+        };
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if args.policy == Policy::Fastslow {
+        config.loss = LossKind::Pu;
+    }
+    config.validate().input_err("invalid model configuration")?;
+    Ok(config)
+}
+
+/// Result of a training run, for the caller to print or aggregate.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// Evaluation of the trained model.
+    pub evaluation: Evaluation,
+    /// Popularity baseline click AUC on the same exposures.
+    pub popularity_auc: Option<f64>,
+    /// Oracle click AUC (simulator truth) on the same exposures.
+    pub oracle_auc: Option<f64>,
+    /// Training rows per second.
+    pub rows_per_s: f64,
+    /// Training rows.
+    pub train_rows: usize,
+}
+
+/// Trains and evaluates; prints nothing but the progress bar.
+pub fn train(args: &TrainArgs) -> Result<TrainOutcome, Failure> {
+    let config = model_config(args)?;
+    let train_all = load_samples(&args.train_samples).input_err("reading training samples")?;
+    let eval_all = match &args.eval_samples {
+        Some(p) => load_samples(p).input_err("reading evaluation samples")?,
+        None => train_all.clone(),
+    };
+    let (train_rows, eval_rows) =
+        split_samples(train_all, eval_all, args.policy, args.train_fraction)
+            .input_err("splitting samples")?;
+    let settings = TrainSettings {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        train_fraction: args.train_fraction,
+        shuffle: true,
+    };
+    let ckpt = args.out.as_ref().map(|d| d.join("model.ckpt"));
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).input_err("creating --out")?;
+    }
+    let trainer = match (&ckpt, args.resume) {
+        (Some(path), true) if path.exists() => {
+            Trainer::load(path).input_err("reading the checkpoint")?
+        }
+        _ => Trainer::new(config.clone(), sample_shape(&config))
+            .map_err(|e| Failure::Input(e.into()))?,
+    };
+    let per_epoch = train_rows.len().div_ceil(args.batch_size.max(1)) as u64;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(per_epoch * args.epochs as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("train [{bar:30}] {pos}/{len} steps  {msg}  eta {eta}")
+            .map_err(anyhow::Error::from)?
+            .progress_chars("=> "),
+    );
+    bar.set_position(trainer.steps());
+    let mut smoothed = f32::NAN;
+    let run = train_offline(trainer, &settings, &train_rows, |trainer, p| {
+        smoothed = if smoothed.is_nan() {
+            p.loss
+        } else {
+            0.98 * smoothed + 0.02 * p.loss
+        };
+        bar.set_position(p.step);
+        bar.set_message(format!("loss {smoothed:.4}  {:.0} samples/s", p.rows_per_s));
+        if let Some(path) = &ckpt
+            && p.step % per_epoch == 0
+        {
+            trainer
+                .save(path)
+                .map_err(liverank_train::TrainError::Model)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| Failure::Runtime(e.into()))?;
+    bar.finish_and_clear();
+    let scorer = run
+        .trainer
+        .scorer()
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    let evaluation = evaluate_on(&scorer, &eval_rows).map_err(|e| Failure::Runtime(e.into()))?;
+    let popularity_auc = popularity_click_auc(&train_rows, &eval_rows);
+    let oracle_auc = match &args.truth {
+        Some(path) => {
+            let truth: Vec<liverank_sim::TruthExposure> =
+                liverank_ingest::read_table(path).input_err("reading --truth")?;
+            let p: HashMap<(u64, u64), f64> = truth
+                .iter()
+                .map(|t| ((t.request_id.0, t.live.0), t.p_click))
+                .collect();
+            let (scores, labels): (Vec<f32>, Vec<bool>) = eval_rows
+                .iter()
+                .filter_map(|s| {
+                    p.get(&(s.request_id.0, s.live.0)).map(|&p| {
+                        (
+                            p as f32,
+                            s.labels.get(liverank_types::Task::Click) == Some(true),
+                        )
+                    })
+                })
+                .unzip();
+            liverank_train::metrics::auc(&scores, &labels)
+        }
+        None => None,
+    };
+    if let Some(dir) = &args.out {
+        let json = serde_json::json!({
+            "policy": args.policy.as_str(),
+            "train_rows": train_rows.len(),
+            "eval_exposures": evaluation.exposures,
+            "tasks": evaluation.tasks.iter().map(|(t, m)| (t.as_str(), m)).collect::<HashMap<_, _>>(),
+            "popularity_click_auc": popularity_auc,
+            "oracle_click_auc": oracle_auc,
+            "train_samples_per_s": run.rows_per_s,
+        });
+        std::fs::write(
+            dir.join("evaluation.json"),
+            serde_json::to_vec_pretty(&json).map_err(anyhow::Error::from)?,
+        )
+        .map_err(anyhow::Error::from)?;
+    }
+    Ok(TrainOutcome {
+        evaluation,
+        popularity_auc,
+        oracle_auc,
+        rows_per_s: run.rows_per_s,
+        train_rows: train_rows.len(),
+    })
+}
+
+/// Prints the evaluation table.
+pub fn print_outcome(policy: Policy, o: &TrainOutcome) {
+    let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "trained on {} `{}` samples ({:.0} samples/s); evaluated on {} held-out exposures (complete labels)",
+        o.train_rows,
+        policy.as_str(),
+        o.rows_per_s,
+        o.evaluation.exposures
+    );
+    println!(
+        "{:<10} {:>9} {:>8} {:>8} {:>9} {:>8}",
+        "task", "positives", "AUC", "GAUC", "log_loss", "calib"
+    );
+    for (task, m) in &o.evaluation.tasks {
+        println!(
+            "{:<10} {:>9} {:>8} {:>8} {:>9} {:>8}",
+            task.as_str(),
+            m.positives,
+            f(m.auc),
+            f(m.gauc),
+            f(m.log_loss),
+            f(m.calibration)
+        );
+    }
+    println!(
+        "baselines (click AUC): popularity {}  oracle {}",
+        f(o.popularity_auc),
+        f(o.oracle_auc)
+    );
+}
+
+/// Runs the command.
+pub fn run(args: TrainArgs) -> Result<(), Failure> {
+    let outcome = train(&args)?;
+    print_outcome(args.policy, &outcome);
+    Ok(())
+}
