@@ -77,7 +77,10 @@ impl Default for SparseConfig {
     fn default() -> Self {
         Self {
             learning_rate: 0.05,
-            initial_accumulator: 0.0,
+            // 0.1 (TensorFlow's default) rather than PyTorch's 0: a zero accumulator makes
+            // every new id's first step ±lr per coordinate, pure noise for rare ids; on the
+            // small preset it cost 0.03 click AUC (0.544 vs 0.574).
+            initial_accumulator: 0.1,
             min_count: 1,
             ttl_steps: 0,
             keep_floor: 100_000,

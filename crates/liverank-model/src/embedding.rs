@@ -308,10 +308,17 @@ pub struct EmbeddingStore {
     /// Sightings of keys not yet admitted.
     pending: IdMap<u32>,
     /// Rows touched since the last delta.
-    dirty: IdMap<()>,
+    /// Per row: touched since the last delta (a flag array plus a list, not a hash set:
+    /// every training step marks tens of thousands of rows).
+    dirty: Vec<bool>,
+    dirty_rows: Vec<u32>,
     tombstones: Vec<u64>,
     /// Scratch for the summed gradients of one step.
     scratch: Vec<f32>,
+    /// Per row: the lookup generation that last saw it and its index in that lookup's
+    /// distinct rows (an array, not a hash map: lookups are the hot path).
+    mark: Vec<(u32, u32)>,
+    generation: u32,
 }
 
 const FREE: u64 = u64::MAX;
@@ -330,9 +337,12 @@ impl EmbeddingStore {
             last_touch: Vec::new(),
             free: Vec::new(),
             pending: IdMap::default(),
-            dirty: IdMap::default(),
+            dirty: Vec::new(),
+            dirty_rows: Vec::new(),
             tombstones: Vec::new(),
             scratch: Vec::new(),
+            mark: Vec::new(),
+            generation: 0,
         }
     }
 
@@ -354,6 +364,17 @@ impl EmbeddingStore {
     /// No rows in use.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    fn mark_dirty(&mut self, row: u32) {
+        let r = row as usize;
+        if self.dirty.len() <= r {
+            self.dirty.resize(self.keys.len().max(r + 1), false);
+        }
+        if !self.dirty[r] {
+            self.dirty[r] = true;
+            self.dirty_rows.push(row);
+        }
     }
 
     /// Weights of a key, if it has a row.
@@ -385,7 +406,7 @@ impl EmbeddingStore {
         self.keys[row as usize] = key;
         self.last_touch[row as usize] = now;
         self.rows.insert(key, row);
-        self.dirty.insert(key, ());
+        self.mark_dirty(row);
         row
     }
 
@@ -399,8 +420,13 @@ impl EmbeddingStore {
         out.resize(keys.len() * d, 0.0);
         let mut slot_unique = Vec::with_capacity(keys.len());
         let mut unique_rows: Vec<u32> = Vec::new();
-        // Row → index into unique_rows for this lookup (reset below).
-        let mut seen: IdMap<u32> = IdMap::default();
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Wrapped: forget every old mark so none can alias the new generation.
+            self.mark.iter_mut().for_each(|m| *m = (0, 0));
+            self.generation = 1;
+        }
+        let generation = self.generation;
         for (slot, &key) in keys.iter().enumerate() {
             let mut row = self.rows.get(&key).copied();
             if row.is_none() && train {
@@ -415,12 +441,16 @@ impl EmbeddingStore {
                 Some(r) => {
                     let base = r as usize * self.stride;
                     out[slot * d..(slot + 1) * d].copy_from_slice(&self.data[base..base + d]);
-                    let next = unique_rows.len() as u32;
-                    let u = *seen.entry(u64::from(r)).or_insert_with(|| {
+                    if self.mark.len() <= r as usize {
+                        self.mark
+                            .resize(self.keys.len().max(r as usize + 1), (0, 0));
+                    }
+                    let mark = &mut self.mark[r as usize];
+                    if mark.0 != generation {
+                        *mark = (generation, unique_rows.len() as u32);
                         unique_rows.push(r);
-                        next
-                    });
-                    slot_unique.push(u);
+                    }
+                    slot_unique.push(mark.1);
                     if train {
                         self.last_touch[r as usize] = now;
                     }
@@ -478,7 +508,7 @@ impl EmbeddingStore {
             let base = row as usize * self.stride;
             let (w, state) = self.data[base..base + self.stride].split_at_mut(d);
             optimizer.update(w, state, &self.scratch[u * d..(u + 1) * d]);
-            self.dirty.insert(key, ());
+            self.mark_dirty(row);
         }
         Ok(())
     }
@@ -501,7 +531,6 @@ impl EmbeddingStore {
         for &(_, _, row) in expired.iter().take(room) {
             let key = self.keys[row as usize];
             self.rows.remove(&key);
-            self.dirty.remove(&key);
             self.keys[row as usize] = FREE;
             self.free.push(row);
             self.tombstones.push(key);
@@ -512,8 +541,17 @@ impl EmbeddingStore {
 
     /// Rows touched or created since the last call (sorted by key) and the tombstones.
     pub fn take_delta(&mut self) -> Delta {
-        let mut keys: Vec<u64> = self.dirty.drain().map(|(k, ())| k).collect();
+        let mut keys: Vec<u64> = Vec::with_capacity(self.dirty_rows.len());
+        for row in self.dirty_rows.drain(..) {
+            self.dirty[row as usize] = false;
+            // A row evicted (and maybe reused) since it was marked: only live keys count.
+            let key = self.keys[row as usize];
+            if key != FREE {
+                keys.push(key);
+            }
+        }
         keys.sort_unstable();
+        keys.dedup();
         let rows = keys
             .into_iter()
             .filter_map(|k| self.row(k).map(|w| (k, w.to_vec())))
@@ -546,7 +584,9 @@ impl EmbeddingStore {
             let (w, state) = self.data[base..base + self.stride].split_at_mut(d);
             self.config.optimizer.init_state(w, state);
         }
-        self.dirty.clear();
+        for row in self.dirty_rows.drain(..) {
+            self.dirty[row as usize] = false;
+        }
     }
 }
 

@@ -22,6 +22,14 @@ pub struct StepStats {
     pub loss: f32,
     /// Rows in the batch.
     pub rows: usize,
+    /// Seconds spent gathering rows and building input tensors.
+    pub gather_s: f64,
+    /// Seconds in forward and backward.
+    pub forward_backward_s: f64,
+    /// Seconds in the sparse (embedding) update.
+    pub sparse_update_s: f64,
+    /// Seconds in the dense (Adam) update.
+    pub dense_update_s: f64,
 }
 
 /// The embedding rows of one batch, gathered from the store.
@@ -62,6 +70,9 @@ pub struct Trainer {
     store: EmbeddingStore,
     task_weights: Vec<f32>,
     step: u64,
+    /// Buffers reused across steps (fresh multi-megabyte allocations page-fault every step).
+    rows_buffer: Vec<f32>,
+    grads_buffer: Vec<f32>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -93,6 +104,8 @@ impl Trainer {
             store,
             task_weights,
             step: 0,
+            rows_buffer: Vec::new(),
+            grads_buffer: Vec::new(),
         })
     }
 
@@ -164,7 +177,7 @@ impl Trainer {
                 keys.push(k);
             }
         }
-        let mut rows = Vec::new();
+        let mut rows = std::mem::take(&mut self.rows_buffer);
         let lookup = self.store.lookup(&keys, self.step, train, &mut rows);
         GatheredRows {
             lookup,
@@ -255,17 +268,22 @@ impl Trainer {
     /// part, the store's row-wise optimiser on the touched rows (gradients summed per id).
     pub fn train_step(&mut self, batch: &FeatureBatch) -> Result<StepStats> {
         self.check(batch)?;
+        let clock = std::time::Instant::now();
         let gathered = self.gather(batch, true);
         let inputs = self.inputs(batch, &gathered, &self.device, true);
         let (fields_leaf, seq_leaf) = (inputs.fields.clone(), inputs.seq.clone());
+        let gather_s = clock.elapsed().as_secs_f64();
         let logits = self.net()?.forward(inputs);
         let loss = self.loss(logits, batch);
         let loss_value = scalar(&loss);
         let mut grads = loss.backward();
+        let forward_backward_s = clock.elapsed().as_secs_f64() - gather_s;
 
         // Sparse side: per-slot gradients in the lookup's order.
         let d = self.config.embedding_dim;
-        let mut slot_grads = vec![0.0f32; gathered.rows.len()];
+        let mut slot_grads = std::mem::take(&mut self.grads_buffer);
+        slot_grads.clear();
+        slot_grads.resize(gathered.rows.len(), 0.0);
         let field_len = batch.batch * batch.field_count * d;
         if let Some(g) = fields_leaf.grad_remove(&mut grads) {
             slot_grads[..field_len].copy_from_slice(&to_vec(g.into_data())?);
@@ -287,6 +305,9 @@ impl Trainer {
         self.store
             .apply_gradients(&gathered.lookup, &slot_grads)
             .map_err(|e| ModelError::Embedding(e.to_string()))?;
+        self.grads_buffer = slot_grads;
+        self.rows_buffer = gathered.rows;
+        let sparse_update_s = clock.elapsed().as_secs_f64() - gather_s - forward_backward_s;
 
         // Dense side.
         let net = self
@@ -299,9 +320,15 @@ impl Trainer {
         if self.config.sparse.ttl_steps > 0 {
             self.store.evict_expired(self.step);
         }
+        let dense_update_s =
+            clock.elapsed().as_secs_f64() - gather_s - forward_backward_s - sparse_update_s;
         Ok(StepStats {
             loss: loss_value,
             rows: batch.batch,
+            gather_s,
+            forward_backward_s,
+            sparse_update_s,
+            dense_update_s,
         })
     }
 

@@ -1,7 +1,10 @@
 //! The embedding store against independent references: PyTorch's sparse Adagrad and Adam
 //! (scripts pasted above the tests), a naive per-id summation, and its own snapshot format.
 #![allow(clippy::unwrap_used, reason = "tests")]
-#![allow(clippy::excessive_precision, reason = "reference values as the oracle printed them")]
+#![allow(
+    clippy::excessive_precision,
+    reason = "reference values as the oracle printed them"
+)]
 
 use liverank_model::embedding::{Delta, EmbeddingConfig, EmbeddingStore, RowOptimizer};
 use proptest::prelude::*;

@@ -74,7 +74,7 @@ fn training_lowers_the_loss_for_every_trunk() {
         let mut rng = SplitMix64::new(11);
         let held_out = batch(&mut SplitMix64::new(99), 512);
         let before = trainer.eval_loss(&held_out).unwrap();
-        for _ in 0..150 {
+        for _ in 0..400 {
             trainer.train_step(&batch(&mut rng, 64)).unwrap();
         }
         let after = trainer.eval_loss(&held_out).unwrap();

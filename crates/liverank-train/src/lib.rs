@@ -10,4 +10,6 @@ pub mod metrics;
 pub mod offline;
 
 pub use error::{Result, TrainError};
-pub use offline::{Evaluation, OfflineRun, TrainSettings, evaluate_on, load_samples, split_samples, train_offline};
+pub use offline::{
+    Evaluation, OfflineRun, TrainSettings, evaluate_on, load_samples, split_samples, train_offline,
+};

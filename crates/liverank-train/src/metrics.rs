@@ -37,7 +37,11 @@ pub fn auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
 /// User-weighted GAUC: Σ_u n_u·AUC_u / Σ_u n_u over users whose samples hold both classes.
 pub fn gauc(users: &[u64], scores: &[f32], labels: &[bool]) -> Option<f64> {
     let mut by_user: HashMap<u64, Vec<usize>> = HashMap::new();
-    for (i, &u) in users.iter().enumerate().take(scores.len().min(labels.len())) {
+    for (i, &u) in users
+        .iter()
+        .enumerate()
+        .take(scores.len().min(labels.len()))
+    {
         by_user.entry(u).or_default().push(i);
     }
     let mut users_sorted: Vec<(&u64, &Vec<usize>)> = by_user.iter().collect();

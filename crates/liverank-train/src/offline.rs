@@ -35,7 +35,12 @@ pub struct TrainSettings {
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        Self { epochs: 2, batch_size: 256, train_fraction: 0.75, shuffle: true }
+        Self {
+            epochs: 2,
+            batch_size: 256,
+            train_fraction: 0.75,
+            shuffle: true,
+        }
     }
 }
 
@@ -47,11 +52,18 @@ pub fn load_samples(path: &Path) -> Result<Vec<Sample>> {
         let mut segments: Vec<_> = std::fs::read_dir(path)
             .map_err(io)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("samples") && (n.ends_with(".parquet") || n.ends_with(".jsonl"))))
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with("samples") && (n.ends_with(".parquet") || n.ends_with(".jsonl"))
+                })
+            })
             .collect();
         segments.sort();
         if segments.is_empty() {
-            return Err(TrainError::Input(format!("{}: no samples-*.parquet or samples.jsonl inside", path.display())));
+            return Err(TrainError::Input(format!(
+                "{}: no samples-*.parquet or samples.jsonl inside",
+                path.display()
+            )));
         }
         let mut all = Vec::new();
         for s in segments {
@@ -60,23 +72,33 @@ pub fn load_samples(path: &Path) -> Result<Vec<Sample>> {
         return Ok(all);
     }
     match path.extension().and_then(|e| e.to_str()) {
-        Some("parquet") => liverank_ingest::read_parquet_samples(path).map_err(|e| TrainError::Input(e.to_string())),
+        Some("parquet") => liverank_ingest::read_parquet_samples(path)
+            .map_err(|e| TrainError::Input(e.to_string())),
         Some("jsonl") => {
             let text = std::fs::read_to_string(path).map_err(io)?;
             text.lines()
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| serde_json::from_str(l).map_err(|e| TrainError::Input(format!("{}:{}: {e}", path.display(), i + 1))))
+                .map(|(i, l)| {
+                    serde_json::from_str(l).map_err(|e| {
+                        TrainError::Input(format!("{}:{}: {e}", path.display(), i + 1))
+                    })
+                })
                 .collect()
         }
-        _ => Err(TrainError::Input(format!("{}: expected a .parquet or .jsonl file, or a samples directory", path.display()))),
+        _ => Err(TrainError::Input(format!(
+            "{}: expected a .parquet or .jsonl file, or a samples directory",
+            path.display()
+        ))),
     }
 }
 
 /// The instant splitting training from evaluation: `train_fraction` of the way through the
 /// impression times of the evaluation (`complete`) samples.
 pub fn split_time(eval: &[Sample], train_fraction: f64) -> Option<i64> {
-    let (lo, hi) = eval.iter().fold((i64::MAX, i64::MIN), |(lo, hi), s| (lo.min(s.exposure_ts.0), hi.max(s.exposure_ts.0)));
+    let (lo, hi) = eval.iter().fold((i64::MAX, i64::MIN), |(lo, hi), s| {
+        (lo.min(s.exposure_ts.0), hi.max(s.exposure_ts.0))
+    });
     (lo <= hi).then(|| lo + ((hi - lo) as f64 * train_fraction) as i64)
 }
 
@@ -99,20 +121,37 @@ pub fn evaluate_on(scorer: &Scorer, eval: &[Sample]) -> Result<Evaluation> {
     let tasks = config.tasks.clone();
     let mut predictions: Vec<f32> = Vec::with_capacity(eval.len() * tasks.len());
     for chunk in eval.chunks(1024) {
-        predictions.extend(scorer.predict(&builder.build(chunk)).map_err(TrainError::Model)?);
+        predictions.extend(
+            scorer
+                .predict(&builder.build(chunk))
+                .map_err(TrainError::Model)?,
+        );
     }
     let users: Vec<u64> = eval.iter().map(|s| s.user.0).collect();
     let mut out = Vec::with_capacity(tasks.len());
     let mut click_predictions = Vec::new();
     for (t, &task) in tasks.iter().enumerate() {
-        let scores: Vec<f32> = (0..eval.len()).map(|i| predictions[i * tasks.len() + t]).collect();
-        let labels: Vec<bool> = eval.iter().map(|s| s.labels.get(task) == Some(true)).collect();
+        let scores: Vec<f32> = (0..eval.len())
+            .map(|i| predictions[i * tasks.len() + t])
+            .collect();
+        let labels: Vec<bool> = eval
+            .iter()
+            .map(|s| s.labels.get(task) == Some(true))
+            .collect();
         if task == Task::Click {
-            click_predictions = eval.iter().zip(&scores).map(|(s, &p)| ((s.request_id.0, s.live.0), p)).collect();
+            click_predictions = eval
+                .iter()
+                .zip(&scores)
+                .map(|(s, &p)| ((s.request_id.0, s.live.0), p))
+                .collect();
         }
         out.push((task, evaluate(&users, &scores, &labels)));
     }
-    Ok(Evaluation { tasks: out, exposures: eval.len(), click_predictions })
+    Ok(Evaluation {
+        tasks: out,
+        exposures: eval.len(),
+        click_predictions,
+    })
 }
 
 /// Click AUC of the popularity baseline: each room's smoothed click rate over the training
@@ -131,9 +170,16 @@ pub fn popularity_click_auc(train: &[Sample], eval: &[Sample]) -> Option<f64> {
     }
     let scores: Vec<f32> = eval
         .iter()
-        .map(|s| per_live.get(&s.live.0).map_or(1.0 / 20.0, |(c, n)| (c + 1.0) / (n + 20.0)) as f32)
+        .map(|s| {
+            per_live
+                .get(&s.live.0)
+                .map_or(1.0 / 20.0, |(c, n)| (c + 1.0) / (n + 20.0)) as f32
+        })
         .collect();
-    let labels: Vec<bool> = eval.iter().map(|s| s.labels.get(Task::Click) == Some(true)).collect();
+    let labels: Vec<bool> = eval
+        .iter()
+        .map(|s| s.labels.get(Task::Click) == Some(true))
+        .collect();
     auc(&scores, &labels)
 }
 
@@ -163,14 +209,31 @@ pub struct OfflineRun {
 
 /// Training samples of the chosen policy emitted before the split (the labels a model
 /// trained at that instant could have seen), and the `complete` samples after it.
-pub fn split_samples(train: Vec<Sample>, eval: Vec<Sample>, policy: Policy, train_fraction: f64) -> Result<(Vec<Sample>, Vec<Sample>)> {
-    let eval: Vec<Sample> = eval.into_iter().filter(|s| s.policy == Policy::Complete).collect();
+pub fn split_samples(
+    train: Vec<Sample>,
+    eval: Vec<Sample>,
+    policy: Policy,
+    train_fraction: f64,
+) -> Result<(Vec<Sample>, Vec<Sample>)> {
+    let eval: Vec<Sample> = eval
+        .into_iter()
+        .filter(|s| s.policy == Policy::Complete)
+        .collect();
     let split = split_time(&eval, train_fraction)
         .ok_or_else(|| TrainError::Input("no `complete` samples to evaluate on: run `liverank samples` with --policy complete too".into()))?;
-    let train: Vec<Sample> = train.into_iter().filter(|s| s.policy == policy && s.ts.0 < split).collect();
-    let eval: Vec<Sample> = eval.into_iter().filter(|s| s.exposure_ts.0 >= split).collect();
+    let train: Vec<Sample> = train
+        .into_iter()
+        .filter(|s| s.policy == policy && s.ts.0 < split)
+        .collect();
+    let eval: Vec<Sample> = eval
+        .into_iter()
+        .filter(|s| s.exposure_ts.0 >= split)
+        .collect();
     if train.is_empty() {
-        return Err(TrainError::Input(format!("no `{}` samples before the split", policy.as_str())));
+        return Err(TrainError::Input(format!(
+            "no `{}` samples before the split",
+            policy.as_str()
+        )));
     }
     Ok((train, eval))
 }
@@ -213,7 +276,11 @@ pub fn train_offline(
                 }
                 chunk.clear();
                 let end = ((index + 1) * batch_size).min(train.len());
-                chunk.extend(order[index * batch_size..end].iter().map(|&i| train[i].clone()));
+                chunk.extend(
+                    order[index * batch_size..end]
+                        .iter()
+                        .map(|&i| train[i].clone()),
+                );
                 if tx.send(builder.build(&chunk)).is_err() {
                     return;
                 }
@@ -224,17 +291,34 @@ pub fn train_offline(
             losses.push(stats.loss);
             rows += stats.rows;
             let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-            on_step(&trainer, Progress { step: trainer.steps(), total_steps: total, loss: stats.loss, rows_per_s: rows as f64 / elapsed })?;
+            on_step(
+                &trainer,
+                Progress {
+                    step: trainer.steps(),
+                    total_steps: total,
+                    loss: stats.loss,
+                    rows_per_s: rows as f64 / elapsed,
+                },
+            )?;
         }
         Ok(())
     })?;
     let rows_per_s = rows as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    Ok(OfflineRun { trainer, losses, rows_per_s })
+    Ok(OfflineRun {
+        trainer,
+        losses,
+        rows_per_s,
+    })
 }
 
 /// Input shape of models trained on samples.
 pub fn sample_shape(config: &RankerConfig) -> InputShape {
     let builder = FeatureBuilder::new(config);
     let b = builder.empty_batch();
-    InputShape { fields: b.field_count, seq_len: b.seq_len, seq_subkeys: b.seq_subkeys, dense: b.dense_dim }
+    InputShape {
+        fields: b.field_count,
+        seq_len: b.seq_len,
+        seq_subkeys: b.seq_subkeys,
+        dense: b.dense_dim,
+    }
 }

@@ -10,7 +10,13 @@ fn pairwise_auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
         for (j, &sj) in scores.iter().enumerate() {
             if labels[i] && !labels[j] {
                 pairs += 1.0;
-                wins += if si > sj { 1.0 } else if si == sj { 0.5 } else { 0.0 };
+                wins += if si > sj {
+                    1.0
+                } else if si == sj {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -23,7 +29,10 @@ fn auc_hand_cases() {
     assert_eq!(auc(&[0.9, 0.1], &[false, true]), Some(0.0));
     assert_eq!(auc(&[0.5, 0.5], &[false, true]), Some(0.5));
     // Positives 0.8, 0.4; negatives 0.4, 0.2: pairs (0.8>0.4) (0.8>0.2) (0.4=0.4 → ½) (0.4>0.2) = 3.5/4.
-    assert_eq!(auc(&[0.8, 0.4, 0.4, 0.2], &[true, true, false, false]), Some(0.875));
+    assert_eq!(
+        auc(&[0.8, 0.4, 0.4, 0.2], &[true, true, false, false]),
+        Some(0.875)
+    );
     assert_eq!(auc(&[0.3, 0.2], &[true, true]), None);
 }
 
@@ -40,7 +49,10 @@ fn gauc_weights_users_by_their_samples() {
 fn log_loss_and_calibration_by_hand() {
     let ll = log_loss(&[0.5, 0.9], &[true, false]).unwrap();
     assert!((ll - (2f64.ln() + 10f64.ln()) / 2.0).abs() < 1e-6);
-    assert!((calibration(&[0.2, 0.2, 0.2, 0.2], &[true, false, false, false]).unwrap() - 0.8).abs() < 1e-6);
+    assert!(
+        (calibration(&[0.2, 0.2, 0.2, 0.2], &[true, false, false, false]).unwrap() - 0.8).abs()
+            < 1e-6
+    );
 }
 
 proptest! {

@@ -136,15 +136,27 @@ pub fn run(shape: &PeerShape, score_only: bool) -> Result<(), Failure> {
     };
     let mut started = Instant::now();
     let mut step_ms = Vec::with_capacity(steps);
+    let mut parts = [0.0f64; 4];
     for s in 0..steps {
         if s == shape.warmup {
             started = Instant::now();
         }
         let t = Instant::now();
-        trainer
+        let st = trainer
             .train_step(&batches[s % batches.len()])
             .map_err(|e| Failure::Runtime(e.into()))?;
         step_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if s >= shape.warmup {
+            let measured = [
+                st.gather_s,
+                st.forward_backward_s,
+                st.sparse_update_s,
+                st.dense_update_s,
+            ];
+            for (p, v) in parts.iter_mut().zip(measured) {
+                *p += v * 1e3 / shape.steps as f64;
+            }
+        }
     }
     let train_secs = started.elapsed().as_secs_f64();
 
@@ -194,13 +206,17 @@ pub fn run(shape: &PeerShape, score_only: bool) -> Result<(), Failure> {
         let mut sorted = timed.to_vec();
         sorted.sort_by(f64::total_cmp);
         println!(
-            "RESULT peer=liverank-{version} task=train batch={} threads={} ms_per_step={:.2} samples_per_s={:.0} step_p50_ms={:.2} table_rows={}",
+            "RESULT peer=liverank-{version} task=train batch={} threads={} ms_per_step={:.2} samples_per_s={:.0} step_p50_ms={:.2} table_rows={} gather_ms={:.2} forward_backward_ms={:.2} sparse_update_ms={:.2} dense_update_ms={:.2}",
             shape.batch,
             shape.threads,
             train_secs * 1e3 / shape.steps as f64,
             (shape.steps * shape.batch) as f64 / train_secs,
             percentile(&sorted, 0.5),
-            trainer.store().len()
+            trainer.store().len(),
+            parts[0],
+            parts[1],
+            parts[2],
+            parts[3]
         );
     }
     Ok(())

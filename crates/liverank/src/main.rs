@@ -6,6 +6,7 @@
 mod bench;
 mod bench_model;
 mod inspect;
+mod pipeline;
 mod samples;
 mod settings;
 mod simulate;
@@ -18,22 +19,24 @@ use std::process::ExitCode;
 /// Real-time recommendation engine for live streaming.
 #[derive(Debug, Parser)]
 #[command(name = "liverank", version, about, long_about = None)]
-struct Cli {
+pub struct Cli {
     /// Settings file layered over the embedded defaults (see config/default.toml).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
     /// Simulate a live-streaming platform: events, entity tables and ground truth.
     Simulate(simulate::SimulateArgs),
     /// Summarise an event file: counts, exposure mix, highlight CTR, gift delays.
     Inspect(inspect::InspectArgs),
     /// Build training samples from events under one or more labelling policies.
     Samples(samples::SamplesArgs),
+    /// The whole pipeline: simulate → samples → train → evaluation table.
+    Run(pipeline::RunArgs),
     /// Train the ranker offline on sample files and evaluate it on the later time slice.
     Train(train::TrainArgs),
     /// Measure throughput of a hot path and print RESULT lines.
@@ -93,6 +96,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Inspect(args) => inspect::run(args),
         Command::Samples(args) => samples::run(&settings, args),
         Command::Train(args) => train::run(args),
+        Command::Run(args) => pipeline::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;
