@@ -4,7 +4,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Services the tests need are added here as the project grows (Redis, the Kafka broker):
-# each is installed from the package registries if missing and started on loopback.
+# Redis for the history store's conformance suite: Debian's redis-server on a fixed
+# loopback port, no persistence. Installed if missing (root, or through sudo).
+REDIS_PORT="${LIVERANK_TEST_REDIS_PORT:-6390}"
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "== installing redis-server (Debian package)"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    echo "== starting redis-server on 127.0.0.1:$REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null
+    for _ in $(seq 1 50); do
+        redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+fi
+export LIVERANK_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 
 cargo test --workspace --locked "$@"
