@@ -95,7 +95,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Simulate(args) => simulate::run(&settings, args),
         Command::Inspect(args) => inspect::run(args),
         Command::Samples(args) => samples::run(&settings, args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(&settings, args),
         Command::Run(args) => pipeline::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Config => {

@@ -34,7 +34,7 @@ fn stage(settings: &Settings, title: &str, argv: Vec<String>) -> Result<(), Fail
     match cli.command {
         Command::Simulate(a) => crate::simulate::run(settings, a),
         Command::Samples(a) => crate::samples::run(settings, a),
-        Command::Train(a) => crate::train::run(a),
+        Command::Train(a) => crate::train::run(settings, a),
         _ => Err(Failure::Runtime(anyhow::anyhow!("not a pipeline stage"))),
     }
 }

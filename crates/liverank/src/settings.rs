@@ -20,6 +20,10 @@ pub struct Settings {
     pub sim: SimConfig,
     /// The sample engine.
     pub samples: liverank_samples::SampleConfig,
+    /// The ranker.
+    pub model: liverank_model::RankerConfig,
+    /// Offline training.
+    pub train: liverank_train::TrainSettings,
 }
 
 impl Settings {
@@ -50,6 +54,7 @@ impl Settings {
             .context("invalid settings")?;
         settings.sim.validate()?;
         settings.samples.validate()?;
+        settings.model.validate()?;
         Ok(settings)
     }
 }

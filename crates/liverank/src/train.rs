@@ -1,6 +1,7 @@
 //! `liverank train`: offline training on sample files with a time split, evaluation on the
 //! held-out `complete` labels, popularity and (with the simulator's truth) oracle baselines.
 
+use crate::settings::Settings;
 use crate::{Failure, InputContext};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,7 +26,8 @@ pub struct TrainArgs {
     /// Policy of the training samples (fastslow trains with the PU loss).
     #[arg(long, default_value = "realtime")]
     pub policy: Policy,
-    /// Model configuration file (TOML, the fields of RankerConfig); flags below override it.
+    /// Model configuration file (TOML, the keys of the settings' [model] section) replacing
+    /// that section; the flags below override both.
     #[arg(long)]
     pub model_config: Option<PathBuf>,
     /// Multi-task trunk.
@@ -34,15 +36,15 @@ pub struct TrainArgs {
     /// Seed of the model init and the sample order.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Passes over the training slice.
-    #[arg(long, default_value_t = 2)]
-    pub epochs: usize,
-    /// Rows per step.
-    #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
-    /// Share of the time range used for training; the rest is evaluated.
-    #[arg(long, default_value_t = 0.75)]
-    pub train_fraction: f64,
+    /// Passes over the training slice. Default: the settings' [train] section.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Rows per step. Default: [train].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Share of the time range used for training; the rest is evaluated. Default: [train].
+    #[arg(long)]
+    pub train_fraction: Option<f64>,
     /// The simulator's truth_exposures.parquet: report the oracle click AUC on the same
     /// held-out exposures.
     #[arg(long)]
@@ -59,13 +61,13 @@ pub struct TrainArgs {
 }
 
 /// The model configuration the arguments describe.
-pub fn model_config(args: &TrainArgs) -> Result<RankerConfig, Failure> {
+pub fn model_config(settings: &Settings, args: &TrainArgs) -> Result<RankerConfig, Failure> {
     let mut config = match &args.model_config {
         Some(path) => {
             let text = std::fs::read_to_string(path).input_err("reading --model-config")?;
             toml::from_str(&text).input_err("parsing --model-config")?
         }
-        None => RankerConfig::default(),
+        None => settings.model.clone(),
     };
     if let Some(t) = &args.trunk {
         config.trunk.kind = match t.as_str() {
@@ -100,22 +102,28 @@ pub struct TrainOutcome {
 }
 
 /// Trains and evaluates; prints nothing but the progress bar.
-pub fn train(args: &TrainArgs) -> Result<TrainOutcome, Failure> {
-    let config = model_config(args)?;
+pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Failure> {
+    let config = model_config(settings, args)?;
+    let settings = TrainSettings {
+        epochs: args.epochs.unwrap_or(settings.train.epochs),
+        batch_size: args.batch_size.unwrap_or(settings.train.batch_size).max(1),
+        train_fraction: args.train_fraction.unwrap_or(settings.train.train_fraction),
+        shuffle: settings.train.shuffle,
+    };
+    if settings.train_fraction <= 0.0 || settings.train_fraction >= 1.0 {
+        return Err(Failure::Input(anyhow::anyhow!(
+            "train_fraction must lie in (0, 1), got {}",
+            settings.train_fraction
+        )));
+    }
     let train_all = load_samples(&args.train_samples).input_err("reading training samples")?;
     let eval_all = match &args.eval_samples {
         Some(p) => load_samples(p).input_err("reading evaluation samples")?,
         None => train_all.clone(),
     };
     let (train_rows, eval_rows) =
-        split_samples(train_all, eval_all, args.policy, args.train_fraction)
+        split_samples(train_all, eval_all, args.policy, settings.train_fraction)
             .input_err("splitting samples")?;
-    let settings = TrainSettings {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        train_fraction: args.train_fraction,
-        shuffle: true,
-    };
     let ckpt = args.out.as_ref().map(|d| d.join("model.ckpt"));
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).input_err("creating --out")?;
@@ -127,11 +135,11 @@ pub fn train(args: &TrainArgs) -> Result<TrainOutcome, Failure> {
         _ => Trainer::new(config.clone(), sample_shape(&config))
             .map_err(|e| Failure::Input(e.into()))?,
     };
-    let per_epoch = train_rows.len().div_ceil(args.batch_size.max(1)) as u64;
+    let per_epoch = train_rows.len().div_ceil(settings.batch_size) as u64;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(per_epoch * args.epochs as u64)
+        ProgressBar::new(per_epoch * settings.epochs as u64)
     };
     bar.set_style(
         ProgressStyle::with_template("train [{bar:30}] {pos}/{len} steps  {msg}  eta {eta}")
@@ -246,8 +254,8 @@ pub fn print_outcome(policy: Policy, o: &TrainOutcome) {
 }
 
 /// Runs the command.
-pub fn run(args: TrainArgs) -> Result<(), Failure> {
-    let outcome = train(&args)?;
+pub fn run(settings: &Settings, args: TrainArgs) -> Result<(), Failure> {
+    let outcome = train(settings, &args)?;
     print_outcome(args.policy, &outcome);
     Ok(())
 }
