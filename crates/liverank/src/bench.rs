@@ -44,6 +44,9 @@ enum BenchCommand {
     Train(crate::bench_model::PeerShape),
     /// Ranker scoring latency p50/p99 for `--candidates` rows (same flags as the peer).
     Score(crate::bench_model::PeerShape),
+    /// History store per backend: append records/s, query and GSU assembly latency
+    /// p50/p99 for users with 10,000 records.
+    History(crate::history::BenchHistoryArgs),
     /// Decode events/s of JSON Lines and Parquet files written by the simulator.
     Decode {
         /// Preset whose events are decoded.
@@ -134,6 +137,7 @@ pub fn run(settings: &Settings, args: BenchArgs) -> Result<(), Failure> {
             checkpoint_every,
             repeat,
         } => bench_samples(settings, preset, checkpoint_every, repeat)?,
+        BenchCommand::History(args) => crate::history::bench(settings, &args)?,
         BenchCommand::Train(shape) => crate::bench_model::run(&shape, false)?,
         BenchCommand::Score(shape) => crate::bench_model::run(&shape, true)?,
         BenchCommand::Decode { preset, repeat } => {

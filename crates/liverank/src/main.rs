@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_model;
+mod history;
 mod inspect;
 mod pipeline;
 mod samples;
@@ -35,6 +36,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Build training samples from events under one or more labelling policies.
     Samples(samples::SamplesArgs),
+    /// Build or query the interaction history store (the source of Cross's GSU sequences).
+    History(history::HistoryArgs),
     /// The whole pipeline: simulate → samples → train → evaluation table.
     Run(pipeline::RunArgs),
     /// Train the ranker offline on sample files and evaluate it on the later time slice.
@@ -97,6 +100,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Samples(args) => samples::run(&settings, args),
         Command::Train(args) => train::run(&settings, args),
         Command::Run(args) => pipeline::run(&settings, args),
+        Command::History(args) => history::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;

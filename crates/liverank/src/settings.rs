@@ -24,6 +24,8 @@ pub struct Settings {
     pub model: liverank_model::RankerConfig,
     /// Offline training.
     pub train: liverank_train::TrainSettings,
+    /// The interaction history store.
+    pub history: liverank_history::HistoryConfig,
 }
 
 impl Settings {
@@ -55,6 +57,7 @@ impl Settings {
         settings.sim.validate()?;
         settings.samples.validate()?;
         settings.model.validate()?;
+        settings.history.validate()?;
         Ok(settings)
     }
 }
@@ -104,6 +107,7 @@ mod tests {
         assert_eq!(s.sim, SimConfig::preset(liverank_sim::Preset::Small));
         assert_eq!(s.data_dir, PathBuf::from("data"));
         assert_eq!(s.samples, liverank_samples::SampleConfig::default());
+        assert_eq!(s.history, liverank_history::HistoryConfig::default());
     }
 
     #[test]
