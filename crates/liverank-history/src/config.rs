@@ -48,6 +48,10 @@ pub struct HistoryConfig {
     /// A live session, or a video play, of at least this long is a long view (60 s, the
     /// sample engine's `long_view_ms`). A completed video play is one too.
     pub long_view_ms: u64,
+    /// Users whose decoded history the embedded store keeps in memory (least recently
+    /// read evicted first; 0 = no cache). A cached user is read without touching the
+    /// file: serving reads the same users again and again. At most 640 KB per user.
+    pub cache_users: usize,
     /// Backend.
     pub backend: BackendKind,
     /// Directory of the embedded store.
@@ -64,6 +68,7 @@ impl Default for HistoryConfig {
             retention: 10_000,
             sequence_len: 50,
             long_view_ms: 60_000,
+            cache_users: 128,
             backend: BackendKind::Embedded,
             path: PathBuf::from("data/history"),
             redis_url: "redis://127.0.0.1:6379/".to_string(),
@@ -90,6 +95,12 @@ impl HistoryConfig {
     /// Sets the GSU sequence length L (default 50).
     pub fn with_sequence_len(mut self, len: usize) -> Self {
         self.sequence_len = len;
+        self
+    }
+
+    /// Sets how many users' histories the embedded store caches (default 128; 0 = none).
+    pub fn with_cache_users(mut self, users: usize) -> Self {
+        self.cache_users = users;
         self
     }
 

@@ -24,11 +24,12 @@ use crate::config::HistoryConfig;
 use crate::error::{HistoryError, Result};
 use crate::memory::validate_batch;
 use crate::record::{HistoryRecord, RECORD_BYTES};
-use crate::store::HistoryStore;
+use crate::store::{HistoryStore, SharedHistory};
 use liverank_types::{EventTime, UserId};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Records per block.
 pub const BLOCK_RECORDS: usize = 64;
@@ -78,6 +79,54 @@ pub struct EmbeddedStore {
     db: Database,
     dir: PathBuf,
     retention: usize,
+    cache: Option<Mutex<UserCache>>,
+}
+
+/// Decoded histories of recently read users (least recently read evicted). An append
+/// drops its users' entries after its commit and bumps the generation, so a read that
+/// began before the commit cannot put a stale copy back.
+#[derive(Debug)]
+struct UserCache {
+    capacity: usize,
+    generation: u64,
+    tick: u64,
+    entries: HashMap<u64, (Arc<Vec<HistoryRecord>>, u64)>,
+}
+
+impl UserCache {
+    fn get(&mut self, user: u64) -> Option<Arc<Vec<HistoryRecord>>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(&user).map(|(records, used)| {
+            *used = tick;
+            Arc::clone(records)
+        })
+    }
+
+    fn insert(&mut self, user: u64, records: Arc<Vec<HistoryRecord>>, generation: u64) {
+        if generation != self.generation {
+            return;
+        }
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&user) {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(u, _)| *u);
+            if let Some(oldest) = oldest {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.tick += 1;
+        self.entries.insert(user, (records, self.tick));
+    }
+
+    fn invalidate(&mut self, users: impl Iterator<Item = u64>) {
+        self.generation += 1;
+        for user in users {
+            self.entries.remove(&user);
+        }
+    }
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -132,10 +181,10 @@ fn decode_block(
     if crc32fast::hash(body) != crc {
         return Err("block checksum mismatch".to_string());
     }
+    out.reserve(count);
     for chunk in body.chunks_exact(RECORD_BYTES) {
-        let mut bytes = [0u8; RECORD_BYTES];
-        bytes.copy_from_slice(chunk);
-        let record = HistoryRecord::decode(&bytes).ok_or("undecodable record")?;
+        let bytes: &[u8; RECORD_BYTES] = chunk.try_into().map_err(|_| "short record")?;
+        let record = HistoryRecord::decode(bytes).ok_or("undecodable record")?;
         if record.available_at >= before_ts {
             return Ok(false);
         }
@@ -167,6 +216,14 @@ impl EmbeddedStore {
             db,
             dir: dir.to_path_buf(),
             retention: config.retention,
+            cache: (config.cache_users > 0).then(|| {
+                Mutex::new(UserCache {
+                    capacity: config.cache_users,
+                    generation: 0,
+                    tick: 0,
+                    entries: HashMap::new(),
+                })
+            }),
         };
         let tx = store.db.begin_write().map_err(store.err("open"))?;
         {
@@ -238,6 +295,31 @@ impl EmbeddedStore {
             .get(key)
             .map_err(self.err("read"))?
             .map_or(0, |v| v.value()))
+    }
+
+    /// One range scan over the user's blocks, stopping at the first record at or after
+    /// `before_ts`.
+    fn read_from_file(
+        &self,
+        user: UserId,
+        before_ts: EventTime,
+        out: &mut Vec<HistoryRecord>,
+    ) -> Result<()> {
+        out.clear();
+        let tx = self.db.begin_read().map_err(self.err("read"))?;
+        let blocks = tx.open_table(BLOCKS).map_err(self.err("read"))?;
+        for item in blocks
+            .range((user.0, 0)..=(user.0, u64::MAX))
+            .map_err(self.err("read"))?
+        {
+            let (key, value) = item.map_err(self.err("read"))?;
+            let more = decode_block(value.value(), before_ts, out)
+                .map_err(|reason| self.corrupt(user.0, key.value().1, reason))?;
+            if !more {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Reads blocks `from..to` of a user (all records).
@@ -407,7 +489,12 @@ impl HistoryStore for EmbeddedStore {
                 .map_err(self.err("append"))?;
         }
         // Durability::Immediate (redb's default): fsync before returning.
-        tx.commit().map_err(self.err("commit"))
+        let committed = tx.commit().map_err(self.err("commit"));
+        if let Some(cache) = &self.cache {
+            let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache.invalidate(batch.iter().map(|(u, _)| u.0));
+        }
+        committed
     }
 
     fn read_visible(
@@ -416,21 +503,37 @@ impl HistoryStore for EmbeddedStore {
         before_ts: EventTime,
         out: &mut Vec<HistoryRecord>,
     ) -> Result<()> {
-        out.clear();
-        let tx = self.db.begin_read().map_err(self.err("read"))?;
-        let blocks = tx.open_table(BLOCKS).map_err(self.err("read"))?;
-        for item in blocks
-            .range((user.0, 0)..=(user.0, u64::MAX))
-            .map_err(self.err("read"))?
-        {
-            let (key, value) = item.map_err(self.err("read"))?;
-            let more = decode_block(value.value(), before_ts, out)
-                .map_err(|reason| self.corrupt(user.0, key.value().1, reason))?;
-            if !more {
-                break;
-            }
+        if self.cache.is_some() {
+            let shared = self.visible_shared(user, before_ts)?;
+            out.clear();
+            out.extend_from_slice(&shared);
+            return Ok(());
         }
-        Ok(())
+        self.read_from_file(user, before_ts, out)
+    }
+
+    fn visible_shared(&self, user: UserId, before_ts: EventTime) -> Result<SharedHistory> {
+        let Some(cache) = &self.cache else {
+            let mut out = Vec::new();
+            self.read_from_file(user, before_ts, &mut out)?;
+            return Ok(SharedHistory::new(Arc::new(out), before_ts));
+        };
+        let generation = {
+            let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(records) = cache.get(user.0) {
+                return Ok(SharedHistory::new(records, before_ts));
+            }
+            cache.generation
+        };
+        let mut all = Vec::new();
+        self.read_from_file(user, EventTime(i64::MAX), &mut all)?;
+        let all = Arc::new(all);
+        cache.lock().unwrap_or_else(PoisonError::into_inner).insert(
+            user.0,
+            Arc::clone(&all),
+            generation,
+        );
+        Ok(SharedHistory::new(all, before_ts))
     }
 
     fn count(&self, user: UserId) -> Result<usize> {
@@ -497,9 +600,50 @@ mod tests {
     }
 
     #[test]
+    fn embedded_cache_is_invalidated_by_appends_and_evicts_the_least_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            EmbeddedStore::open(dir.path(), &HistoryConfig::new(10).with_cache_users(2)).unwrap();
+        let (a, b, c) = (UserId(1), UserId(2), UserId(3));
+        store
+            .append(&[(a, record(1, 1)), (b, record(1, 2)), (c, record(1, 3))])
+            .unwrap();
+        for u in [a, b, a, c] {
+            assert_eq!(store.visible(u, EventTime(i64::MAX)).unwrap().len(), 1);
+        }
+        {
+            let cache = store.cache.as_ref().unwrap().lock().unwrap();
+            let mut cached: Vec<u64> = cache.entries.keys().copied().collect();
+            cached.sort_unstable();
+            assert_eq!(cached, [1, 3], "b was the least recently read");
+        }
+        store.append(&[(a, record(2, 4))]).unwrap();
+        let items: Vec<u64> = store
+            .visible(a, EventTime(i64::MAX))
+            .unwrap()
+            .iter()
+            .map(|r| r.item)
+            .collect();
+        assert_eq!(items, [1, 4], "the append dropped the stale copy");
+        // A read that started before an append does not cache what it read.
+        let generation = store.cache.as_ref().unwrap().lock().unwrap().generation;
+        store.append(&[(b, record(3, 5))]).unwrap();
+        store
+            .cache
+            .as_ref()
+            .unwrap()
+            .lock()
+            .unwrap()
+            .insert(b.0, Arc::new(Vec::new()), generation);
+        assert_eq!(store.count(b).unwrap(), 2);
+        assert_eq!(store.visible(b, EventTime(i64::MAX)).unwrap().len(), 2);
+    }
+
+    #[test]
     fn embedded_refuses_a_corrupt_block_with_its_location() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path(), &HistoryConfig::new(10)).unwrap();
+        let config = HistoryConfig::new(10).with_cache_users(0);
+        let store = EmbeddedStore::open(dir.path(), &config).unwrap();
         store.append(&[(UserId(3), record(5, 1))]).unwrap();
         let tx = store.db.begin_write().unwrap();
         {

@@ -112,7 +112,6 @@ pub struct GsuRequest<'a> {
 /// Reusable buffers of [`GsuAssembler::assemble_with`].
 #[derive(Clone, Debug, Default)]
 pub struct GsuScratch {
-    records: Vec<HistoryRecord>,
     scored: Vec<(f32, usize)>,
 }
 
@@ -150,48 +149,44 @@ impl GsuAssembler {
     }
 
     /// Reads the user's visible history once and assembles the five sequences.
-    pub fn assemble(
+    pub fn assemble<V: ItemVectors + ?Sized>(
         &self,
         store: &dyn HistoryStore,
         request: &GsuRequest<'_>,
-        vectors: &dyn ItemVectors,
+        vectors: &V,
     ) -> Result<GsuSequences> {
         self.assemble_with(store, request, vectors, &mut GsuScratch::default())
     }
 
     /// [`GsuAssembler::assemble`] with reused buffers (serving: one scratch per worker).
-    pub fn assemble_with(
+    pub fn assemble_with<V: ItemVectors + ?Sized>(
         &self,
         store: &dyn HistoryStore,
         request: &GsuRequest<'_>,
-        vectors: &dyn ItemVectors,
+        vectors: &V,
         scratch: &mut GsuScratch,
     ) -> Result<GsuSequences> {
-        let mut records = std::mem::take(&mut scratch.records);
-        let read = store.read_visible(request.user, request.before_ts, &mut records);
-        let result = read
-            .and_then(|()| self.assemble_scored(&records, request, vectors, &mut scratch.scored));
-        scratch.records = records;
-        result
+        let records = store.visible_shared(request.user, request.before_ts)?;
+        self.assemble_scored(&records, request, vectors, &mut scratch.scored)
     }
 
     /// The five sequences over records already read (a store's read order: by
     /// `available_at`, then arrival). Records at or after `request.before_ts` are cut off
     /// here, so one read of a user's whole history serves all of the user's samples.
-    pub fn assemble_from(
+    pub fn assemble_from<V: ItemVectors + ?Sized>(
         &self,
         records: &[HistoryRecord],
         request: &GsuRequest<'_>,
-        vectors: &dyn ItemVectors,
+        vectors: &V,
     ) -> Result<GsuSequences> {
         self.assemble_scored(records, request, vectors, &mut Vec::new())
     }
 
-    fn assemble_scored(
+    fn assemble_scored<V: ItemVectors + ?Sized>(
         &self,
         records: &[HistoryRecord],
         request: &GsuRequest<'_>,
-        vectors: &dyn ItemVectors,
+        vectors: &V,
         scored: &mut Vec<(f32, usize)>,
     ) -> Result<GsuSequences> {
         let end = records.partition_point(|r| r.available_at < request.before_ts);

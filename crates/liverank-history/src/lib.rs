@@ -62,6 +62,7 @@ pub mod memory;
 pub mod record;
 pub mod redis_store;
 pub mod store;
+pub mod synthetic;
 
 pub use builder::{BuilderCounters, HistoryBuilder};
 pub use config::{BackendKind, HistoryConfig};
@@ -71,7 +72,9 @@ pub use gsu::{GsuAssembler, GsuRequest, GsuScratch, GsuSequences, Sequence};
 pub use memory::MemoryStore;
 pub use record::{Categories, Domain, HistoryRecord, InvalidRecord, RECORD_BYTES};
 pub use redis_store::RedisStore;
-pub use store::{HistoryStore, ItemVectors, NoVectors, VectorFn, dot, searches};
+pub use store::{
+    DenseVectors, HistoryStore, ItemVectors, NoVectors, SharedHistory, VectorFn, dot, searches,
+};
 
 /// Opens the configured backend: the embedded store in `config.path`, or Redis at
 /// `config.redis_url` under `config.redis_prefix`.

@@ -15,6 +15,8 @@ use crate::record::{Domain, HistoryRecord};
 use liverank_types::{AuthorId, CategoryId, EventTime, UserId};
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// A per-user interaction log with retention and point-in-time reads. Shared between
 /// threads (`&self` everywhere), so a server can append and read concurrently.
@@ -43,6 +45,16 @@ pub trait HistoryStore: Send + Sync {
         let mut out = Vec::new();
         self.read_visible(user, before_ts, &mut out)?;
         Ok(out)
+    }
+
+    /// The user's visible records as a shared slice. A backend with a cache of decoded
+    /// histories (the embedded store) hands out its cached copy without copying; the
+    /// default reads with [`HistoryStore::read_visible`].
+    fn visible_shared(&self, user: UserId, before_ts: EventTime) -> Result<SharedHistory> {
+        Ok(SharedHistory::new(
+            Arc::new(self.visible(user, before_ts)?),
+            before_ts,
+        ))
     }
 
     /// The newest `n` records of a domain (or of both), newest first.
@@ -125,6 +137,29 @@ pub trait HistoryStore: Send + Sync {
     }
 }
 
+/// A user's records shared with a cache, cut at a point in time: it derefs to the records
+/// with `available_at < before_ts` only, oldest first.
+#[derive(Clone, Debug)]
+pub struct SharedHistory {
+    records: Arc<Vec<HistoryRecord>>,
+    end: usize,
+}
+
+impl SharedHistory {
+    /// The records of `records` (ordered by `available_at`) visible at `before_ts`.
+    pub fn new(records: Arc<Vec<HistoryRecord>>, before_ts: EventTime) -> Self {
+        let end = records.partition_point(|r| r.available_at < before_ts);
+        Self { records, end }
+    }
+}
+
+impl Deref for SharedHistory {
+    type Target = [HistoryRecord];
+    fn deref(&self) -> &[HistoryRecord] {
+        &self.records[..self.end]
+    }
+}
+
 /// Item vectors for soft search, e.g. the model's embedding table. Lives and videos have
 /// separate id spaces, hence the domain.
 pub trait ItemVectors {
@@ -141,6 +176,38 @@ impl<T: ItemVectors + ?Sized> ItemVectors for &T {
 impl ItemVectors for HashMap<(Domain, u64), Vec<f32>> {
     fn vector(&self, domain: Domain, item: u64) -> Option<&[f32]> {
         self.get(&(domain, item)).map(Vec::as_slice)
+    }
+}
+
+/// A dense embedding table per domain: row `item` of width `dim`, as a model's tables are
+/// laid out. Items past the end have no vector.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DenseVectors {
+    dim: usize,
+    video: Vec<f32>,
+    live: Vec<f32>,
+}
+
+impl DenseVectors {
+    /// Tables of `dim`-wide rows (`video.len()` and `live.len()` multiples of `dim`).
+    pub fn new(dim: usize, video: Vec<f32>, live: Vec<f32>) -> Self {
+        Self { dim, video, live }
+    }
+
+    /// Row width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
+impl ItemVectors for DenseVectors {
+    fn vector(&self, domain: Domain, item: u64) -> Option<&[f32]> {
+        let table = match domain {
+            Domain::Video => &self.video,
+            Domain::Live => &self.live,
+        };
+        let at = usize::try_from(item).ok()?.checked_mul(self.dim)?;
+        table.get(at..at.checked_add(self.dim)?)
     }
 }
 
@@ -186,6 +253,7 @@ impl<F> std::fmt::Debug for VectorFn<'_, F> {
 /// Dot product with eight independent accumulators (the compiler vectorises it; a plain
 /// `zip().sum()` is a serial chain of float adds). Its summation order is fixed, so soft
 /// search is deterministic.
+#[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -247,11 +315,11 @@ pub mod searches {
     /// Top `k` of a domain by dot product with `query`: `(score, index into records)`,
     /// best first, equal scores newest (larger index) first. O(n) selection, then a sort
     /// of the `k` kept.
-    pub fn soft(
+    pub fn soft<V: ItemVectors + ?Sized>(
         records: &[HistoryRecord],
         domain: Domain,
         query: &[f32],
-        vectors: &dyn ItemVectors,
+        vectors: &V,
         k: usize,
     ) -> Result<Vec<(f32, usize)>> {
         let mut scored = Vec::new();
@@ -259,12 +327,13 @@ pub mod searches {
         Ok(scored)
     }
 
-    /// [`soft`] into a reused buffer.
-    pub fn soft_into(
+    /// [`soft`] into a reused buffer. Generic over the lookup so a concrete table is
+    /// called directly (no virtual call per record); `&dyn ItemVectors` works too.
+    pub fn soft_into<V: ItemVectors + ?Sized>(
         records: &[HistoryRecord],
         domain: Domain,
         query: &[f32],
-        vectors: &dyn ItemVectors,
+        vectors: &V,
         k: usize,
         scored: &mut Vec<(f32, usize)>,
     ) -> Result<()> {
@@ -272,28 +341,46 @@ pub mod searches {
         if k == 0 {
             return Ok(());
         }
-        for (i, r) in records.iter().enumerate() {
-            if r.domain != domain {
-                continue;
-            }
-            let Some(v) = vectors.vector(domain, r.item) else {
+        let best_first =
+            |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1));
+        // Scores below the k-th best so far cannot enter the top k. An equal score can:
+        // records come in increasing index, and a larger index wins a tie.
+        let mut threshold = f32::NEG_INFINITY;
+        let prune_at = k.saturating_mul(2).max(k + 256);
+        // Two phases: first the domain's candidates (an unpredictable branch, but no
+        // memory stalls), then the vector fetches in a branch-predictable loop, so the
+        // CPU keeps many cache misses in flight (a mispredicted branch would squash them).
+        let mut candidates: Vec<(u32, u64)> = Vec::with_capacity(records.len());
+        candidates.extend(
+            records
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.domain == domain)
+                .map(|(i, r)| (i as u32, r.item)),
+        );
+        for &(i, item) in &candidates {
+            let Some(v) = vectors.vector(domain, item) else {
                 continue;
             };
             if v.len() != query.len() {
                 return Err(HistoryError::Dimension {
                     domain,
-                    item: r.item,
+                    item,
                     expected: query.len(),
                     found: v.len(),
                 });
             }
             let s = super::dot(v, query);
-            if !s.is_nan() {
-                scored.push((s, i));
+            if s >= threshold {
+                scored.push((s, i as usize));
+                if scored.len() >= prune_at {
+                    scored.select_nth_unstable_by(k - 1, best_first);
+                    scored.truncate(k);
+                    threshold = scored[k - 1].0;
+                }
             }
         }
-        let best_first =
-            |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1));
+        // (A NaN score never passes `s >= threshold`, even against -inf: left out.)
         if scored.len() > k {
             scored.select_nth_unstable_by(k - 1, best_first);
             scored.truncate(k);

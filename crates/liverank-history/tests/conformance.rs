@@ -60,6 +60,18 @@ fn embedded(retention: usize, _test: &str) -> Fixture {
     }
 }
 
+/// The embedded store without its cache of decoded histories: every read scans the file.
+fn embedded_uncached(retention: usize, _test: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HistoryConfig::new(retention).with_cache_users(0);
+    let store = EmbeddedStore::open(dir.path(), &config).unwrap();
+    Fixture {
+        store: Box::new(store),
+        _dir: Some(dir),
+        redis: None,
+    }
+}
+
 static NEXT_PREFIX: AtomicU64 = AtomicU64::new(0);
 
 fn redis(retention: usize, test: &str) -> Fixture {
@@ -633,6 +645,7 @@ macro_rules! conformance {
 
 conformance!(memory, 256);
 conformance!(embedded, 48);
+conformance!(embedded_uncached, 32);
 conformance!(redis, 48);
 
 #[test]

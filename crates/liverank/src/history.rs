@@ -6,13 +6,13 @@ use crate::settings::Settings;
 use crate::{Failure, InputContext};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use liverank_history::synthetic::SyntheticHistory;
 use liverank_history::{
-    BackendKind, Categories, Domain, EmbeddedStore, GsuAssembler, GsuRequest, GsuScratch,
-    HistoryBuilder, HistoryConfig, HistoryError, HistoryRecord, HistoryStore, ItemVectors,
-    MemoryStore, RedisStore,
+    BackendKind, Domain, EmbeddedStore, GsuAssembler, GsuRequest, GsuScratch, HistoryBuilder,
+    HistoryConfig, HistoryError, HistoryRecord, HistoryStore, MemoryStore, RedisStore,
 };
 use liverank_ingest::{ReadError, open_events, read_table};
-use liverank_types::{AuthorId, CategoryId, DurationMs, EventTime, Live, UserId, Video};
+use liverank_types::{AuthorId, EventTime, Live, UserId, Video};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -84,6 +84,10 @@ enum HistoryCommand {
         /// After every durable append print `acked <batches> <records>` (for crash tests).
         #[arg(long)]
         print_acks: bool,
+        /// Start from an empty store: delete the embedded store's file first (Redis: the
+        /// keys under the prefix).
+        #[arg(long)]
+        fresh: bool,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -136,6 +140,7 @@ pub fn run(settings: &Settings, args: HistoryArgs) -> Result<(), Failure> {
             lives,
             batch,
             print_acks,
+            fresh,
             quiet,
         } => build(
             settings,
@@ -146,6 +151,7 @@ pub fn run(settings: &Settings, args: HistoryArgs) -> Result<(), Failure> {
                 lives,
                 batch: batch.max(1),
                 print_acks,
+                fresh,
                 quiet,
             },
         ),
@@ -193,6 +199,7 @@ struct BuildArgs {
     lives: Option<PathBuf>,
     batch: usize,
     print_acks: bool,
+    fresh: bool,
     quiet: bool,
 }
 
@@ -217,6 +224,21 @@ fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
         Vec::new()
     };
     let reader = open_events(&args.events).input_err("opening the events")?;
+    if args.fresh {
+        match config.backend {
+            BackendKind::Embedded => {
+                let file = config.path.join(liverank_history::embedded::FILE_NAME);
+                if file.exists() {
+                    std::fs::remove_file(&file).input_err("--fresh: removing the old store")?;
+                }
+            }
+            BackendKind::Redis => {
+                RedisStore::connect(&config)
+                    .and_then(|r| r.delete_all())
+                    .map_err(runtime)?;
+            }
+        }
+    }
     let store = open(&config)?;
     let mut builder = HistoryBuilder::new(config.long_view_ms)
         .with_videos(&videos)
@@ -326,89 +348,16 @@ pub struct BenchHistoryArgs {
     /// Timed queries per kind.
     #[arg(long, default_value_t = 500)]
     queries: usize,
-    /// Dimension of the item vectors of soft search.
-    #[arg(long, default_value_t = 32)]
-    dim: usize,
+    /// Dimension of the item vectors of soft search (default: the settings'
+    /// model.embedding_dim).
+    #[arg(long)]
+    dim: Option<usize>,
     /// Backends to measure: memory, embedded, redis (repeatable; default all three).
     #[arg(long = "backend")]
     backends: Vec<String>,
     /// Redis server of the redis backend (default: the settings' history.redis_url).
     #[arg(long)]
     redis_url: Option<String>,
-}
-
-const VIDEOS: u64 = 50_000;
-const LIVES: u64 = 3_000;
-
-/// A dense embedding table: item id → row, as the model's tables are.
-struct DenseVectors {
-    dim: usize,
-    video: Vec<f32>,
-    live: Vec<f32>,
-}
-
-impl ItemVectors for DenseVectors {
-    fn vector(&self, domain: Domain, item: u64) -> Option<&[f32]> {
-        let table = match domain {
-            Domain::Video => &self.video,
-            Domain::Live => &self.live,
-        };
-        let at = item as usize * self.dim;
-        table.get(at..at + self.dim)
-    }
-}
-
-/// xorshift64*: a fixed, dependency-free stream for synthetic data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
-
-/// A synthetic stream: `users` × `records`, time ordered with users interleaved; 80 %
-/// video plays, 20 % live sessions, 30 % long views; authors and categories drawn per item.
-fn synthetic(users: u64, records: usize) -> Vec<(UserId, HistoryRecord)> {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let start = 1_767_225_600_000i64;
-    let total = users as usize * records;
-    (0..total)
-        .map(|i| {
-            let user = UserId(i as u64 % users + 1);
-            let live = rng.below(5) == 0;
-            let (domain, item) = if live {
-                (Domain::Live, 1 + rng.below(LIVES - 1))
-            } else {
-                (Domain::Video, 1 + rng.below(VIDEOS - 1))
-            };
-            let end = start + i as i64 * 50;
-            let watch = 1_000 + rng.below(120_000);
-            let record = HistoryRecord {
-                ts: EventTime(end - watch as i64),
-                available_at: EventTime(end),
-                domain,
-                item,
-                author: AuthorId(item % 600 + 1),
-                categories: Categories::one(CategoryId((item % 31) as u32)),
-                watch_ms: DurationMs(watch),
-                long_view: rng.below(10) < 3,
-                like: rng.below(20) == 0,
-                comment: false,
-                gift: live && rng.below(50) == 0,
-            };
-            (user, record)
-        })
-        .collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -441,18 +390,10 @@ pub fn bench(settings: &Settings, args: &BenchHistoryArgs) -> Result<(), Failure
     } else {
         args.backends.clone()
     };
-    let stream = synthetic(args.users, args.records);
-    let mut rng = Rng(7);
-    let mut table = |n: u64| {
-        (0..(n as usize + 1) * args.dim)
-            .map(|_| rng.unit())
-            .collect()
-    };
-    let vectors = DenseVectors {
-        dim: args.dim,
-        video: table(VIDEOS),
-        live: table(LIVES),
-    };
+    let shape = SyntheticHistory::new(args.users, args.records);
+    let stream = shape.records();
+    let dim = args.dim.unwrap_or(settings.model.embedding_dim);
+    let vectors = shape.vectors(dim);
     let end = stream.last().map_or(EventTime(0), |(_, r)| r.available_at);
     let dir = tempfile::tempdir().map_err(anyhow::Error::from)?;
     for backend in &backends {
@@ -521,7 +462,7 @@ pub fn bench(settings: &Settings, args: &BenchHistoryArgs) -> Result<(), Failure
                 .map(drop)
                 .map_err(runtime)
         })?;
-        let query: Vec<f32> = (0..args.dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        let query: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
         let (soft50, soft99) = latency(n, |i| {
             store
                 .soft_search(user(i), Domain::Video, &query, &vectors, before(i), 50)
@@ -570,7 +511,7 @@ pub fn bench(settings: &Settings, args: &BenchHistoryArgs) -> Result<(), Failure
             args.records,
             args.batch,
             stream.len() as f64 / append_secs,
-            args.dim,
+            dim,
             assembler.len(),
             filled as f64 / n as f64 / 5.0,
         );

@@ -108,6 +108,9 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("data"));
         assert_eq!(s.samples, liverank_samples::SampleConfig::default());
         assert_eq!(s.history, liverank_history::HistoryConfig::default());
+        // The file documents the library defaults (a `--model-config` file starts from them).
+        assert_eq!(s.model, liverank_model::RankerConfig::default());
+        assert_eq!(s.train, liverank_train::TrainSettings::default());
     }
 
     #[test]
