@@ -1,18 +1,79 @@
 //! Our sparse embedding store (Monolith-style): an exact id → row map that grows as ids
-//! arrive, with admission, TTL eviction, row-wise optimisers and delta publishing.
+//! arrive, with admission after a minimum count, TTL eviction above a keep floor, row-wise
+//! optimisers, delta publishing and checksummed snapshots.
 //!
-//! Why ours: burn (like candle) has no sparse gradients, and a framework-owned 1M-row
-//! table measured 7–14× slower per step. Rows are handed out as plain `f32` slices; after
-//! backward the trainer hands back one gradient per slot, the store sums them per id (an
-//! id can be a field and sit several times in a sequence) and updates each touched row once.
+//! # Why ours
 //!
-//! Layout: one `Vec<f32>` with rows interleaved as `[weights | optimiser state]`, which
-//! measured 1.5× faster than separate arrays (one cache line walk per row). Freed rows go
-//! to a free list. The map is exact (no hashing into a fixed table), so two ids never share
-//! a row silently. Adam keeps a per-row step count, as lazy/sparse Adam does.
+//! Burn (like candle) has no sparse gradients, and a framework-owned 1M-row table measured
+//! 7–14× slower per step. So rows leave the store as plain `f32` slices
+//! ([`EmbeddingStore::lookup`]), the trainer hands back one gradient per slot, and the store
+//! sums them per id — an id can be a feature and sit several times in a sequence — and
+//! updates each touched row once ([`EmbeddingStore::apply_gradients`]).
 //!
-//! Determinism: new rows are initialised from a hash of (seed, key), so init does not
-//! depend on arrival order; touched rows are updated in first-seen slot order.
+//! # Design decisions
+//!
+//! * **Exact map.** Keys are the caller's `u64`s (the trainer namespaces them: top byte =
+//!   entity kind), mapped to rows by a hash map with a cheap multiplicative hasher
+//!   ([`IdHasher`]). No hashing into a fixed-size table, so two ids never share a row
+//!   silently; the table grows instead, and TTL eviction bounds it.
+//! * **Interleaved rows.** One `Vec<f32>` holds each row as `[weights | optimiser state]`:
+//!   a gather reads the weights and the update finds the state in the same cache lines
+//!   (measured 1.5× faster than separate weight and state arrays). Evicted rows go to a
+//!   free list and are reused.
+//! * **Lazy, row-wise optimiser state** ([`RowOptimizer`]): Adagrad (PyTorch's sparse
+//!   semantics), FTRL-proximal, and Adam with a *per-row* step count, so a rare id's first
+//!   update is not damped by the global step.
+//! * **Memory-level parallelism.** A lookup resolves a chunk of keys to rows first, then
+//!   copies the rows: the cache misses of independent slots overlap instead of forming one
+//!   dependent chain per slot. Per-row bookkeeping (last touch, eviction links, the
+//!   lookup's de-duplication mark) sits in one 32-byte record, one cache miss per row.
+//! * **O(evicted) eviction.** With a TTL, rows sit on an intrusive list in touch order
+//!   (oldest first), so [`EmbeddingStore::evict_expired`] pops expired rows off the front
+//!   instead of scanning the table every step. Without a TTL the list is not kept.
+//! * **Admission counters expire.** Keys not yet admitted keep a sighting count; with a
+//!   TTL, counts not bumped for `ttl` are dropped (swept at most once per `ttl`), so
+//!   `min_count` means "sightings within about a TTL" and the counters cannot grow forever.
+//!
+//! # Determinism
+//!
+//! New rows are initialised from a hash of (seed, key), so init does not depend on arrival
+//! order; gradients are summed in slot order and touched rows updated in first-seen slot
+//! order, never in hash order. The same sequence of calls gives bit-identical rows, and a
+//! snapshot restores a store that continues bit-identically (eviction order included).
+//!
+//! # Time
+//!
+//! `now` is the caller's clock (training steps or milliseconds). The store's clock never
+//! runs backwards: a training lookup at a `now` older than one already seen counts as a
+//! touch at the newest time seen, which keeps the eviction order exact.
+//!
+//! ```
+//! use liverank_model::embedding::{EmbeddingConfig, EmbeddingStore, RowOptimizer};
+//!
+//! let mut store = EmbeddingStore::new(EmbeddingConfig {
+//!     dim: 4,
+//!     min_count: 1,
+//!     ttl: 0,
+//!     keep_floor: 0,
+//!     init_scale: 0.05,
+//!     seed: 7,
+//!     optimizer: RowOptimizer::Adagrad { lr: 0.05, initial_accumulator: 0.1, eps: 1e-10 },
+//! });
+//! let mut rows = Vec::new();
+//! // Key 3 sits in two slots: its two gradients are summed before one Adagrad update.
+//! let lookup = store.lookup(&[3, 9, 3], 0, true, &mut rows);
+//! assert_eq!((rows.len(), lookup.distinct_rows()), (12, 2));
+//! store.apply_gradients(&lookup, &[0.1; 12])?;
+//! let delta = store.take_delta();
+//! assert_eq!(delta.rows.len(), 2);
+//! # Ok::<(), liverank_model::embedding::EmbeddingError>(())
+//! ```
+
+mod optimizer;
+mod snapshot;
+
+pub use optimizer::RowOptimizer;
+pub use snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -20,18 +81,36 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// Errors of the embedding store.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddingError {
-    /// A gradient buffer does not match its lookup.
+    /// A gradient buffer does not match its lookup (a caller bug).
     #[error("gradient has {got} values, the lookup needs {expected}")]
     GradientShape {
         /// Values given.
         got: usize,
-        /// Values needed.
+        /// Values needed (slots × dim).
         expected: usize,
     },
-    /// A snapshot could not be decoded.
+    /// A lookup names a row this store never had: it came from another store (a caller bug).
+    #[error("lookup refers to row {row}, this store has {rows} rows: it came from another store")]
+    ForeignLookup {
+        /// The row named.
+        row: u32,
+        /// Rows this store has allocated.
+        rows: usize,
+    },
+    /// A delta row does not have the store's width (trainer and server disagree on `dim`).
+    #[error("delta row for key {key:#x} has {got} values, this store's rows have {expected}")]
+    DeltaWidth {
+        /// The key.
+        key: u64,
+        /// Values given.
+        got: usize,
+        /// The store's `dim`.
+        expected: usize,
+    },
+    /// A snapshot could not be decoded (damaged, truncated, foreign or too new).
     #[error("embedding snapshot: {0}")]
     Snapshot(String),
-    /// File I/O.
+    /// Snapshot file I/O.
     #[error("embedding snapshot {path}: {source}")]
     Io {
         /// The file.
@@ -44,197 +123,19 @@ pub enum EmbeddingError {
 /// Result of the embedding store.
 pub type Result<T> = std::result::Result<T, EmbeddingError>;
 
-/// Row-wise optimiser of the embedding rows.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum RowOptimizer {
-    /// `acc += g²; w −= lr·g/(√acc + eps)` (PyTorch's Adagrad).
-    Adagrad {
-        /// Learning rate.
-        lr: f32,
-        /// Initial accumulator value.
-        initial_accumulator: f32,
-        /// Added to the root.
-        eps: f32,
-    },
-    /// FTRL-proximal (McMahan et al. 2013), per coordinate.
-    Ftrl {
-        /// Learning-rate scale α.
-        alpha: f32,
-        /// Learning-rate offset β.
-        beta: f32,
-        /// L1 strength.
-        l1: f32,
-        /// L2 strength.
-        l2: f32,
-    },
-    /// Adam with bias correction and a per-row step count (lazy Adam).
-    Adam {
-        /// Learning rate.
-        lr: f32,
-        /// First-moment decay.
-        beta1: f32,
-        /// Second-moment decay.
-        beta2: f32,
-        /// Added to the root.
-        eps: f32,
-    },
-}
-
-impl RowOptimizer {
-    /// Optimiser state floats per row of width `dim`.
-    fn state_len(&self, dim: usize) -> usize {
-        match self {
-            RowOptimizer::Adagrad { .. } => dim,
-            RowOptimizer::Ftrl { .. } => 2 * dim,
-            RowOptimizer::Adam { .. } => 2 * dim + 1,
-        }
-    }
-
-    fn tag(&self) -> u8 {
-        match self {
-            RowOptimizer::Adagrad { .. } => 0,
-            RowOptimizer::Ftrl { .. } => 1,
-            RowOptimizer::Adam { .. } => 2,
-        }
-    }
-
-    fn params(&self) -> [f32; 4] {
-        match *self {
-            RowOptimizer::Adagrad {
-                lr,
-                initial_accumulator,
-                eps,
-            } => [lr, initial_accumulator, eps, 0.0],
-            RowOptimizer::Ftrl {
-                alpha,
-                beta,
-                l1,
-                l2,
-            } => [alpha, beta, l1, l2],
-            RowOptimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => [lr, beta1, beta2, eps],
-        }
-    }
-
-    fn from_parts(tag: u8, p: [f32; 4]) -> Option<Self> {
-        Some(match tag {
-            0 => RowOptimizer::Adagrad {
-                lr: p[0],
-                initial_accumulator: p[1],
-                eps: p[2],
-            },
-            1 => RowOptimizer::Ftrl {
-                alpha: p[0],
-                beta: p[1],
-                l1: p[2],
-                l2: p[3],
-            },
-            2 => RowOptimizer::Adam {
-                lr: p[0],
-                beta1: p[1],
-                beta2: p[2],
-                eps: p[3],
-            },
-            _ => return None,
-        })
-    }
-
-    /// Fresh optimiser state for a row whose weights are `w`.
-    fn init_state(&self, w: &[f32], state: &mut [f32]) {
-        match *self {
-            RowOptimizer::Adagrad {
-                initial_accumulator,
-                ..
-            } => state.fill(initial_accumulator),
-            RowOptimizer::Ftrl {
-                alpha,
-                beta,
-                l1,
-                l2,
-            } => {
-                // Start z so that the FTRL closed form reproduces the initial weights with n = 0.
-                let (z, n) = state.split_at_mut(w.len());
-                n.fill(0.0);
-                let rate = beta / alpha + l2;
-                for (zi, &wi) in z.iter_mut().zip(w) {
-                    *zi = if wi == 0.0 {
-                        0.0
-                    } else {
-                        -(wi * rate) - wi.signum() * l1
-                    };
-                }
-            }
-            RowOptimizer::Adam { .. } => state.fill(0.0),
-        }
-    }
-
-    /// Applies one summed gradient to one row.
-    fn update(&self, w: &mut [f32], state: &mut [f32], g: &[f32]) {
-        match *self {
-            RowOptimizer::Adagrad { lr, eps, .. } => {
-                for ((wi, acc), &gi) in w.iter_mut().zip(state.iter_mut()).zip(g) {
-                    *acc += gi * gi;
-                    *wi -= lr * gi / (acc.sqrt() + eps);
-                }
-            }
-            RowOptimizer::Ftrl {
-                alpha,
-                beta,
-                l1,
-                l2,
-            } => {
-                let (z, n) = state.split_at_mut(w.len());
-                for i in 0..w.len() {
-                    let gi = g[i];
-                    let n_new = n[i] + gi * gi;
-                    let sigma = (n_new.sqrt() - n[i].sqrt()) / alpha;
-                    z[i] += gi - sigma * w[i];
-                    n[i] = n_new;
-                    w[i] = if z[i].abs() <= l1 {
-                        0.0
-                    } else {
-                        -(z[i] - z[i].signum() * l1) / ((beta + n[i].sqrt()) / alpha + l2)
-                    };
-                }
-            }
-            RowOptimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => {
-                let d = w.len();
-                let (m, rest) = state.split_at_mut(d);
-                let (v, t) = rest.split_at_mut(d);
-                t[0] += 1.0;
-                let c1 = 1.0 - beta1.powf(t[0]);
-                let c2 = 1.0 - beta2.powf(t[0]);
-                for i in 0..d {
-                    m[i] = beta1 * m[i] + (1.0 - beta1) * g[i];
-                    v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i];
-                    w[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
-                }
-            }
-        }
-    }
-}
-
 /// Configuration of an [`EmbeddingStore`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddingConfig {
     /// Row width.
     pub dim: usize,
-    /// Sightings in training before an id gets a row (0 or 1: at once).
+    /// Training sightings before an id gets a row (0 or 1: at once).
     pub min_count: u32,
-    /// Rows untouched for this many time units are evicted by `evict_expired` (0: never).
+    /// Rows untouched for this many time units are evicted by
+    /// [`EmbeddingStore::evict_expired`] (0: never, and admission counts never expire).
     pub ttl: u64,
     /// Eviction never shrinks the table below this many rows.
     pub keep_floor: usize,
-    /// New rows start uniform in ±`init_scale`.
+    /// New rows start uniform in ±`init_scale`, seeded per (seed, key).
     pub init_scale: f32,
     /// Seed of the row init.
     pub seed: u64,
@@ -242,33 +143,53 @@ pub struct EmbeddingConfig {
     pub optimizer: RowOptimizer,
 }
 
-/// Multiplicative hasher for u64 keys: the keys are ids, not attacker-controlled strings.
+/// Hasher for `u64` ids: one folded multiply (the 128-bit product's halves xor-ed), so the
+/// high bits — where callers put the entity kind — reach the low bits the table indexes
+/// with. Ids are not attacker-chosen strings, so a keyed hasher buys nothing here.
 #[derive(Default, Clone, Copy, Debug)]
 pub struct IdHasher(u64);
+
+const HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
         self.0
     }
+
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
         }
     }
+
     fn write_u64(&mut self, n: u64) {
-        self.0 = (n ^ (n >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = folded_multiply(self.0 ^ n, HASH_MULTIPLIER);
     }
 }
 
-type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+/// `HashMap` keyed by ids with [`IdHasher`].
+pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
-/// Slot → row of one lookup, and the touched ids in first-seen order.
+/// Slot → row of one lookup, and the distinct rows it touched in first-seen slot order.
+///
+/// Produced by [`EmbeddingStore::lookup`] and consumed by
+/// [`EmbeddingStore::apply_gradients`]; it remembers which *life* of each row it saw, so
+/// gradients for a row evicted (and perhaps reused) in between are dropped, not misapplied.
 #[derive(Clone, Debug, Default)]
 pub struct Lookup {
-    /// Per slot: index into `unique`, or `u32::MAX` for a key without a row.
+    /// Per slot: index into `unique_rows`, or `NO_ROW` for a key without a row.
     slot_unique: Vec<u32>,
-    /// Distinct admitted rows of the batch, first-seen order.
+    /// Distinct rows of the lookup, first-seen order.
     unique_rows: Vec<u32>,
+    /// The life of each distinct row when it was looked up.
+    unique_life: Vec<u32>,
 }
 
 impl Lookup {
@@ -281,48 +202,120 @@ impl Lookup {
     pub fn distinct_rows(&self) -> usize {
         self.unique_rows.len()
     }
+
+    /// The slot's distinct row (0-based, in first-seen slot order), or `None` when its key
+    /// had no row (not admitted yet: it read as zeros and its gradient will be ignored).
+    pub fn slot_row(&self, slot: usize) -> Option<usize> {
+        match self.slot_unique.get(slot) {
+            Some(&u) if u != NO_ROW => Some(u as usize),
+            _ => None,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slot_unique.clear();
+        self.unique_rows.clear();
+        self.unique_life.clear();
+    }
 }
 
 /// Changes since the last [`EmbeddingStore::take_delta`]: rows to upsert, ids to drop.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Delta {
-    /// `(key, weights)` of every row touched or created since the last delta.
+    /// `(key, weights)` of every row created or updated since the last delta, by key.
     pub rows: Vec<(u64, Vec<f32>)>,
-    /// Keys evicted since the last delta (tombstones).
+    /// Keys evicted since the last delta (tombstones), in eviction order. Apply them before
+    /// the rows: a key evicted and re-admitted since the last delta appears in both.
     pub tombstones: Vec<u64>,
 }
 
+/// Bookkeeping of one row, 32 bytes: what a lookup needs of a row besides its floats sits
+/// in one cache line.
+#[derive(Clone, Copy, Debug)]
+struct RowMeta {
+    /// Last training touch (the store's clock at the time).
+    last_touch: u64,
+    /// Generation of the last lookup that saw the row, and the row's index in it.
+    mark: u32,
+    mark_index: u32,
+    /// Neighbours in touch order (oldest first); kept only when the TTL is on.
+    older: u32,
+    newer: u32,
+    /// Bumped whenever the row is freed, so a stale [`Lookup`] cannot update its successor.
+    life: u32,
+    /// Updated or created since the last delta.
+    dirty: bool,
+    /// Holds a key (false: on the free list).
+    live: bool,
+}
+
+const NO_ROW: u32 = u32::MAX;
+const NIL: u32 = u32::MAX;
+/// Keys resolved per chunk before their rows are read (see the module docs).
+const CHUNK: usize = 256;
+
+impl RowMeta {
+    const FREE: Self = Self {
+        last_touch: 0,
+        mark: 0,
+        mark_index: 0,
+        older: NIL,
+        newer: NIL,
+        life: 0,
+        dirty: false,
+        live: false,
+    };
+}
+
+/// A sighting count of a key not yet admitted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Pending {
+    count: u32,
+    last_seen: u64,
+}
+
 /// The store. See the module docs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EmbeddingStore {
     config: EmbeddingConfig,
+    /// Floats per row: `dim` weights, then the optimiser state.
     stride: usize,
     data: Vec<f32>,
-    /// key → row index.
+    /// key → row.
     rows: IdMap<u32>,
-    /// row index → key (u64::MAX when free).
+    /// row → key (meaningful while the row is live).
     keys: Vec<u64>,
-    /// row index → last time touched.
-    last_touch: Vec<u64>,
+    meta: Vec<RowMeta>,
     free: Vec<u32>,
-    /// Sightings of keys not yet admitted.
-    pending: IdMap<u32>,
-    /// Rows touched since the last delta.
-    /// Per row: touched since the last delta (a flag array plus a list, not a hash set:
-    /// every training step marks tens of thousands of rows).
-    dirty: Vec<bool>,
+    /// Oldest and newest row in touch order (TTL on only).
+    oldest: u32,
+    newest: u32,
+    /// Newest training time seen.
+    clock: u64,
+    pending: IdMap<Pending>,
+    /// Earliest time the next sweep of stale admission counts may run.
+    next_pending_sweep: u64,
+    /// Rows with `dirty` set, in marking order.
     dirty_rows: Vec<u32>,
     tombstones: Vec<u64>,
-    /// Scratch for the summed gradients of one step.
+    /// Summed gradients of one step, one `dim` block per distinct row.
     scratch: Vec<f32>,
-    /// Per row: the lookup generation that last saw it and its index in that lookup's
-    /// distinct rows (an array, not a hash map: lookups are the hot path).
-    mark: Vec<(u32, u32)>,
     generation: u32,
 }
 
-const FREE: u64 = u64::MAX;
-const NO_ROW: u32 = u32::MAX;
+impl std::fmt::Debug for EmbeddingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddingStore")
+            .field("config", &self.config)
+            .field("rows", &self.rows.len())
+            .field("allocated", &self.meta.len())
+            .field("pending", &self.pending.len())
+            .field("dirty", &self.dirty_rows.len())
+            .field("tombstones", &self.tombstones.len())
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
 
 impl EmbeddingStore {
     /// An empty store.
@@ -334,14 +327,16 @@ impl EmbeddingStore {
             data: Vec::new(),
             rows: IdMap::default(),
             keys: Vec::new(),
-            last_touch: Vec::new(),
+            meta: Vec::new(),
             free: Vec::new(),
+            oldest: NIL,
+            newest: NIL,
+            clock: 0,
             pending: IdMap::default(),
-            dirty: Vec::new(),
+            next_pending_sweep: 0,
             dirty_rows: Vec::new(),
             tombstones: Vec::new(),
             scratch: Vec::new(),
-            mark: Vec::new(),
             generation: 0,
         }
     }
@@ -366,195 +361,227 @@ impl EmbeddingStore {
         self.rows.is_empty()
     }
 
-    fn mark_dirty(&mut self, row: u32) {
-        let r = row as usize;
-        if self.dirty.len() <= r {
-            self.dirty.resize(self.keys.len().max(r + 1), false);
-        }
-        if !self.dirty[r] {
-            self.dirty[r] = true;
-            self.dirty_rows.push(row);
-        }
+    /// Keys counting sightings toward admission.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Weights of a key, if it has a row.
     pub fn row(&self, key: u64) -> Option<&[f32]> {
-        let r = *self.rows.get(&key)? as usize * self.stride;
-        Some(&self.data[r..r + self.config.dim])
+        let base = *self.rows.get(&key)? as usize * self.stride;
+        self.data.get(base..base + self.config.dim)
     }
 
-    fn init_row(&mut self, key: u64, now: u64) -> u32 {
-        let row = match self.free.pop() {
-            Some(r) => r,
-            None => {
-                let r = self.keys.len() as u32;
-                self.keys.push(FREE);
-                self.last_touch.push(0);
-                self.data.resize(self.data.len() + self.stride, 0.0);
-                r
-            }
-        };
-        let d = self.config.dim;
-        let base = row as usize * self.stride;
-        let mut rng =
-            crate::rng::SplitMix64::new(self.config.seed ^ key.wrapping_mul(0xD6E8_FEB8_6659_FD93));
-        let (w, state) = self.data[base..base + self.stride].split_at_mut(d);
-        for x in w.iter_mut() {
-            *x = rng.uniform(self.config.init_scale);
-        }
-        self.config.optimizer.init_state(w, state);
-        self.keys[row as usize] = key;
-        self.last_touch[row as usize] = now;
-        self.rows.insert(key, row);
-        self.mark_dirty(row);
-        row
-    }
-
-    /// Gathers one row per slot into `out` (cleared; then `keys.len()·dim` values). Keys
-    /// without a row read as zeros; in training (`train`) each sighting counts toward
-    /// admission, an admitted key gets a fresh row (fresh optimiser state, also after an
-    /// eviction) and every looked-up row is marked touched at `now`.
+    /// Gathers one row per slot into `out` (cleared; then `keys.len()·dim` values) and
+    /// returns which row each slot read.
+    ///
+    /// Keys without a row read as zeros. In training (`train`), each sighting of such a key
+    /// counts toward admission; the `min_count`-th one gives it a fresh row (fresh init
+    /// and optimiser state, also after an eviction), and from that slot on the key reads
+    /// its row — earlier slots of the same lookup stay zeros and get no gradient. Training
+    /// lookups also mark every row they read as touched at `now`. Serving lookups
+    /// (`train == false`) neither count nor touch; see also [`EmbeddingStore::gather`].
     pub fn lookup(&mut self, keys: &[u64], now: u64, train: bool, out: &mut Vec<f32>) -> Lookup {
+        let mut lookup = Lookup::default();
+        self.lookup_into(keys, now, train, out, &mut lookup);
+        lookup
+    }
+
+    /// [`EmbeddingStore::lookup`] reusing the buffers of a previous [`Lookup`].
+    pub fn lookup_into(
+        &mut self,
+        keys: &[u64],
+        now: u64,
+        train: bool,
+        out: &mut Vec<f32>,
+        lookup: &mut Lookup,
+    ) {
         let d = self.config.dim;
         out.clear();
         out.resize(keys.len() * d, 0.0);
-        let mut slot_unique = Vec::with_capacity(keys.len());
-        let mut unique_rows: Vec<u32> = Vec::new();
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            // Wrapped: forget every old mark so none can alias the new generation.
-            self.mark.iter_mut().for_each(|m| *m = (0, 0));
-            self.generation = 1;
-        }
-        let generation = self.generation;
-        for (slot, &key) in keys.iter().enumerate() {
-            let mut row = self.rows.get(&key).copied();
-            if row.is_none() && train {
-                let count = self.pending.entry(key).or_insert(0);
-                *count += 1;
-                if *count >= self.config.min_count.max(1) {
-                    self.pending.remove(&key);
-                    row = Some(self.init_row(key, now));
-                }
+        lookup.clear();
+        lookup.slot_unique.reserve(keys.len());
+        let generation = self.next_generation();
+        let now = if train {
+            self.clock = self.clock.max(now);
+            self.clock
+        } else {
+            now
+        };
+        let track_order = self.config.ttl > 0;
+        let mut chunk_rows = [NO_ROW; CHUNK];
+        for (chunk_index, chunk) in keys.chunks(CHUNK).enumerate() {
+            // 1. Resolve keys to rows: independent hash probes whose misses overlap.
+            for (row, &key) in chunk_rows.iter_mut().zip(chunk) {
+                *row = match self.rows.get(&key) {
+                    Some(&r) => r,
+                    None if train => self.sight(key, now),
+                    None => NO_ROW,
+                };
             }
-            match row {
-                Some(r) => {
-                    let base = r as usize * self.stride;
-                    out[slot * d..(slot + 1) * d].copy_from_slice(&self.data[base..base + d]);
-                    if self.mark.len() <= r as usize {
-                        self.mark
-                            .resize(self.keys.len().max(r as usize + 1), (0, 0));
-                    }
-                    let mark = &mut self.mark[r as usize];
-                    if mark.0 != generation {
-                        *mark = (generation, unique_rows.len() as u32);
-                        unique_rows.push(r);
-                    }
-                    slot_unique.push(mark.1);
+            // 2. De-duplicate in slot order and touch.
+            for &row in &chunk_rows[..chunk.len()] {
+                if row == NO_ROW {
+                    lookup.slot_unique.push(NO_ROW);
+                    continue;
+                }
+                let meta = &mut self.meta[row as usize];
+                if meta.mark != generation {
+                    meta.mark = generation;
+                    meta.mark_index = lookup.unique_rows.len() as u32;
+                    lookup.unique_rows.push(row);
+                    lookup.unique_life.push(meta.life);
+                    // Every distinct row goes to the newest end in first-seen slot order,
+                    // rows admitted by this lookup too (phase 1 linked them already).
                     if train {
-                        self.last_touch[r as usize] = now;
+                        meta.last_touch = now;
+                        if track_order {
+                            self.move_to_newest(row);
+                        }
                     }
                 }
-                None => slot_unique.push(NO_ROW),
+                lookup.slot_unique.push(self.meta[row as usize].mark_index);
             }
-        }
-        Lookup {
-            slot_unique,
-            unique_rows,
+            // 3. Copy the rows out.
+            let out_chunk = &mut out[chunk_index * CHUNK * d..][..chunk.len() * d];
+            for (dst, &row) in out_chunk.chunks_exact_mut(d.max(1)).zip(&chunk_rows) {
+                if row != NO_ROW {
+                    let base = row as usize * self.stride;
+                    dst.copy_from_slice(&self.data[base..base + d]);
+                }
+            }
         }
     }
 
-    /// Read-only gather for serving: no admission counting, no touch; unknown keys → zeros.
+    /// Read-only gather for serving: no admission counting, no touch; unknown keys read as
+    /// zeros. `out` is cleared, then holds `keys.len()·dim` values.
     pub fn gather(&self, keys: &[u64], out: &mut Vec<f32>) {
         let d = self.config.dim;
         out.clear();
         out.resize(keys.len() * d, 0.0);
-        for (slot, key) in keys.iter().enumerate() {
-            if let Some(&r) = self.rows.get(key) {
-                let base = r as usize * self.stride;
-                out[slot * d..(slot + 1) * d].copy_from_slice(&self.data[base..base + d]);
+        let mut chunk_rows = [NO_ROW; CHUNK];
+        for (chunk, out_chunk) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK * d.max(1))) {
+            for (row, key) in chunk_rows.iter_mut().zip(chunk) {
+                *row = self.rows.get(key).copied().unwrap_or(NO_ROW);
+            }
+            for (dst, &row) in out_chunk.chunks_exact_mut(d.max(1)).zip(&chunk_rows) {
+                if row != NO_ROW {
+                    let base = row as usize * self.stride;
+                    dst.copy_from_slice(&self.data[base..base + d]);
+                }
             }
         }
     }
 
-    /// Sums the per-slot gradients per row (all slots of an id, wherever they sit) and
-    /// applies the row-wise optimiser once per touched row, in first-seen order.
+    /// Applies one training step's gradients: `grads` holds one `dim`-long gradient per
+    /// slot of `lookup`. Gradients are summed per id across all its slots (in slot order),
+    /// then the row-wise optimiser updates each distinct row once, in first-seen order.
+    /// Slots without a row are ignored, and so are rows evicted since the lookup (their
+    /// gradient belonged to a life that ended).
     pub fn apply_gradients(&mut self, lookup: &Lookup, grads: &[f32]) -> Result<()> {
         let d = self.config.dim;
-        if grads.len() != lookup.slot_unique.len() * d {
+        let expected = lookup.slot_unique.len() * d;
+        if grads.len() != expected {
             return Err(EmbeddingError::GradientShape {
                 got: grads.len(),
-                expected: lookup.slot_unique.len() * d,
+                expected,
             });
+        }
+        if let Some(&row) = lookup
+            .unique_rows
+            .iter()
+            .find(|&&r| r as usize >= self.meta.len())
+        {
+            return Err(EmbeddingError::ForeignLookup {
+                row,
+                rows: self.meta.len(),
+            });
+        }
+        if d == 0 {
+            return Ok(());
         }
         self.scratch.clear();
         self.scratch.resize(lookup.unique_rows.len() * d, 0.0);
-        for (slot, &u) in lookup.slot_unique.iter().enumerate() {
+        for (&u, g) in lookup.slot_unique.iter().zip(grads.chunks_exact(d)) {
             if u == NO_ROW {
                 continue;
             }
-            let acc = &mut self.scratch[u as usize * d..(u as usize + 1) * d];
-            for (a, g) in acc.iter_mut().zip(&grads[slot * d..(slot + 1) * d]) {
-                *a += g;
+            let sum = &mut self.scratch[u as usize * d..][..d];
+            for (s, g) in sum.iter_mut().zip(g) {
+                *s += g;
             }
         }
         let optimizer = self.config.optimizer;
-        for (u, &row) in lookup.unique_rows.iter().enumerate() {
-            // A row evicted between lookup and update is skipped.
-            let key = self.keys[row as usize];
-            if key == FREE {
+        for ((&row, &life), g) in lookup
+            .unique_rows
+            .iter()
+            .zip(&lookup.unique_life)
+            .zip(self.scratch.chunks_exact(d))
+        {
+            let meta = &mut self.meta[row as usize];
+            if !meta.live || meta.life != life {
                 continue;
+            }
+            if !meta.dirty {
+                meta.dirty = true;
+                self.dirty_rows.push(row);
             }
             let base = row as usize * self.stride;
             let (w, state) = self.data[base..base + self.stride].split_at_mut(d);
-            optimizer.update(w, state, &self.scratch[u * d..(u + 1) * d]);
-            self.mark_dirty(row);
+            optimizer.update(w, state, g);
         }
         Ok(())
     }
 
-    /// Evicts rows untouched for `ttl` (oldest first) while more than `keep_floor` remain;
-    /// each evicted id leaves a tombstone for the next delta. Returns the number evicted.
+    /// Evicts rows untouched for at least `ttl` (`now − last touch ≥ ttl`), oldest first
+    /// (ties in touch order), while more than `keep_floor` rows remain; each evicted key
+    /// leaves a tombstone for the next delta. Also drops admission counts not bumped for
+    /// `ttl` (at most one sweep per `ttl`). Costs O(evicted), not O(table): a trainer may
+    /// call it every step. Returns the number of rows evicted; 0 when `ttl` is 0.
     pub fn evict_expired(&mut self, now: u64) -> usize {
-        if self.config.ttl == 0 || self.rows.len() <= self.config.keep_floor {
+        let ttl = self.config.ttl;
+        if ttl == 0 {
             return 0;
         }
-        let mut expired: Vec<(u64, u64, u32)> = self
-            .rows
-            .iter()
-            .filter(|&(_, &r)| now.saturating_sub(self.last_touch[r as usize]) >= self.config.ttl)
-            .map(|(&k, &r)| (self.last_touch[r as usize], k, r))
-            .collect();
-        expired.sort_unstable();
-        let room = self.rows.len() - self.config.keep_floor;
+        if now >= self.next_pending_sweep && !self.pending.is_empty() {
+            self.pending
+                .retain(|_, p| now.saturating_sub(p.last_seen) < ttl);
+            self.next_pending_sweep = now.saturating_add(ttl);
+        }
         let mut evicted = 0;
-        for &(_, _, row) in expired.iter().take(room) {
+        while self.rows.len() > self.config.keep_floor && self.oldest != NIL {
+            let row = self.oldest;
+            if now.saturating_sub(self.meta[row as usize].last_touch) < ttl {
+                break;
+            }
             let key = self.keys[row as usize];
-            self.rows.remove(&key);
-            self.keys[row as usize] = FREE;
-            self.free.push(row);
+            self.free_row(row);
             self.tombstones.push(key);
             evicted += 1;
         }
         evicted
     }
 
-    /// Rows touched or created since the last call (sorted by key) and the tombstones.
+    /// Rows created or updated since the last call (sorted by key, current weights) and the
+    /// tombstones since then; clears both.
     pub fn take_delta(&mut self) -> Delta {
-        let mut keys: Vec<u64> = Vec::with_capacity(self.dirty_rows.len());
+        let mut changed: Vec<(u64, u32)> = Vec::with_capacity(self.dirty_rows.len());
         for row in self.dirty_rows.drain(..) {
-            self.dirty[row as usize] = false;
-            // A row evicted (and maybe reused) since it was marked: only live keys count.
-            let key = self.keys[row as usize];
-            if key != FREE {
-                keys.push(key);
+            let meta = &mut self.meta[row as usize];
+            meta.dirty = false;
+            // A row freed since it was marked is reported by its tombstone instead.
+            if meta.live {
+                changed.push((self.keys[row as usize], row));
             }
         }
-        keys.sort_unstable();
-        keys.dedup();
-        let rows = keys
+        changed.sort_unstable();
+        let d = self.config.dim;
+        let rows = changed
             .into_iter()
-            .filter_map(|k| self.row(k).map(|w| (k, w.to_vec())))
+            .map(|(key, row)| {
+                let base = row as usize * self.stride;
+                (key, self.data[base..base + d].to_vec())
+            })
             .collect();
         Delta {
             rows,
@@ -562,197 +589,229 @@ impl EmbeddingStore {
         }
     }
 
-    /// Serving side: upserts the delta's rows (weights; optimiser state restarts from them)
-    /// and drops its tombstones.
-    pub fn apply_delta(&mut self, delta: &Delta) {
+    /// Serving side: drops the delta's tombstones, then upserts its rows. The optimiser
+    /// state of an upserted row restarts from the delivered weights (a serving store never
+    /// trains), and nothing applied here shows up in this store's own deltas. A row of the
+    /// wrong width is an error and leaves the store unchanged.
+    pub fn apply_delta(&mut self, delta: &Delta) -> Result<()> {
+        let d = self.config.dim;
+        if let Some((key, weights)) = delta.rows.iter().find(|(_, w)| w.len() != d) {
+            return Err(EmbeddingError::DeltaWidth {
+                key: *key,
+                got: weights.len(),
+                expected: d,
+            });
+        }
         for key in &delta.tombstones {
-            if let Some(row) = self.rows.remove(key) {
-                self.keys[row as usize] = FREE;
-                self.free.push(row);
+            if let Some(&row) = self.rows.get(key) {
+                self.free_row(row);
             }
         }
-        let d = self.config.dim;
+        let now = self.clock;
         for (key, weights) in &delta.rows {
             let row = match self.rows.get(key) {
-                Some(&r) => r,
-                None => self.init_row(*key, 0),
+                Some(&row) => row,
+                None => match self.allocate_row(*key, now) {
+                    Some(row) => row,
+                    None => continue,
+                },
             };
             let base = row as usize * self.stride;
-            let n = weights.len().min(d);
-            self.data[base..base + n].copy_from_slice(&weights[..n]);
-            // The optimiser state follows the new weights (FTRL's z encodes them).
             let (w, state) = self.data[base..base + self.stride].split_at_mut(d);
+            w.copy_from_slice(weights);
             self.config.optimizer.init_state(w, state);
         }
-        for row in self.dirty_rows.drain(..) {
-            self.dirty[row as usize] = false;
-        }
+        Ok(())
     }
-}
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"LREMBED\0";
-const SNAPSHOT_VERSION: u32 = 1;
-
-impl EmbeddingStore {
-    /// Snapshot: `magic | version u32 | dim u64 | min_count u32 | ttl u64 | keep_floor u64 |
-    /// init_scale f32 | seed u64 | optimizer tag u8 + 4×f32 | rows u64 | per row (sorted by
-    /// key): key u64, last_touch u64, stride×f32 | pending u64 | per pending: key u64, count
-    /// u32 | tombstones u64 | keys… | CRC32 of everything before`. All little-endian.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let c = &self.config;
-        let mut out = Vec::with_capacity(64 + self.rows.len() * (16 + 4 * self.stride));
-        out.extend_from_slice(SNAPSHOT_MAGIC);
-        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(c.dim as u64).to_le_bytes());
-        out.extend_from_slice(&c.min_count.to_le_bytes());
-        out.extend_from_slice(&c.ttl.to_le_bytes());
-        out.extend_from_slice(&(c.keep_floor as u64).to_le_bytes());
-        out.extend_from_slice(&c.init_scale.to_le_bytes());
-        out.extend_from_slice(&c.seed.to_le_bytes());
-        out.push(c.optimizer.tag());
-        for p in c.optimizer.params() {
-            out.extend_from_slice(&p.to_le_bytes());
+    fn next_generation(&mut self) -> u32 {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Wrapped: forget every old mark so none can alias the new generation.
+            for meta in &mut self.meta {
+                meta.mark = 0;
+            }
+            self.generation = 1;
         }
-        let mut keys: Vec<(u64, u32)> = self.rows.iter().map(|(&k, &r)| (k, r)).collect();
-        keys.sort_unstable();
-        out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-        for (key, row) in keys {
-            out.extend_from_slice(&key.to_le_bytes());
-            out.extend_from_slice(&self.last_touch[row as usize].to_le_bytes());
-            let base = row as usize * self.stride;
-            for v in &self.data[base..base + self.stride] {
-                out.extend_from_slice(&v.to_le_bytes());
+        self.generation
+    }
+
+    /// A training sighting of a key without a row: counts it and admits it at `min_count`.
+    fn sight(&mut self, key: u64, now: u64) -> u32 {
+        let needed = self.config.min_count.max(1);
+        if needed > 1 {
+            let pending = self.pending.entry(key).or_insert(Pending {
+                count: 0,
+                last_seen: now,
+            });
+            pending.count = pending.count.saturating_add(1);
+            pending.last_seen = now;
+            if pending.count < needed {
+                return NO_ROW;
             }
         }
-        let mut pending: Vec<(u64, u32)> = self.pending.iter().map(|(&k, &c)| (k, c)).collect();
-        pending.sort_unstable();
-        out.extend_from_slice(&(pending.len() as u64).to_le_bytes());
-        for (key, count) in pending {
-            out.extend_from_slice(&key.to_le_bytes());
-            out.extend_from_slice(&count.to_le_bytes());
-        }
-        out.extend_from_slice(&(self.tombstones.len() as u64).to_le_bytes());
-        for key in &self.tombstones {
-            out.extend_from_slice(&key.to_le_bytes());
-        }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
-    }
-
-    /// Reads a snapshot; a wrong magic, version or checksum, or a truncated buffer, is an
-    /// error naming the problem. Rows come back in key order (row indices may differ from
-    /// the original; weights, optimiser state and counters are bit-identical).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bad = |m: &str| EmbeddingError::Snapshot(m.to_string());
-        if bytes.len() < 12 || &bytes[..8] != SNAPSHOT_MAGIC {
-            return Err(bad("not an embedding snapshot (bad magic)"));
-        }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-            return Err(bad("checksum mismatch: damaged or truncated"));
-        }
-        let mut r = Reader { buf: body, at: 8 };
-        let version = r.u32()?;
-        if version != SNAPSHOT_VERSION {
-            return Err(EmbeddingError::Snapshot(format!(
-                "version {version}, this build reads {SNAPSHOT_VERSION}"
-            )));
-        }
-        let dim = r.u64()? as usize;
-        let min_count = r.u32()?;
-        let ttl = r.u64()?;
-        let keep_floor = r.u64()? as usize;
-        let init_scale = r.f32()?;
-        let seed = r.u64()?;
-        let tag = r.u8()?;
-        let params = [r.f32()?, r.f32()?, r.f32()?, r.f32()?];
-        let optimizer =
-            RowOptimizer::from_parts(tag, params).ok_or_else(|| bad("unknown optimizer"))?;
-        let mut store = Self::new(EmbeddingConfig {
-            dim,
-            min_count,
-            ttl,
-            keep_floor,
-            init_scale,
-            seed,
-            optimizer,
-        });
-        let n = r.u64()? as usize;
-        for _ in 0..n {
-            let key = r.u64()?;
-            let touch = r.u64()?;
-            let row = store.keys.len() as u32;
-            store.keys.push(key);
-            store.last_touch.push(touch);
-            for _ in 0..store.stride {
-                store.data.push(r.f32()?);
-            }
-            store.rows.insert(key, row);
-        }
-        for _ in 0..r.u64()? {
-            let key = r.u64()?;
-            let count = r.u32()?;
-            store.pending.insert(key, count);
-        }
-        for _ in 0..r.u64()? {
-            store.tombstones.push(r.u64()?);
-        }
-        if r.at != body.len() {
-            return Err(bad("trailing bytes"));
-        }
-        Ok(store)
-    }
-
-    /// Writes a snapshot atomically (temporary file, fsync, rename).
-    pub fn write_snapshot(&self, path: &std::path::Path) -> Result<()> {
-        let io = |source| EmbeddingError::Io {
-            path: path.display().to_string(),
-            source,
+        let Some(row) = self.allocate_row(key, now) else {
+            return NO_ROW;
         };
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        std::io::Write::write_all(&mut f, &self.to_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        if needed > 1 {
+            self.pending.remove(&key);
+        }
+        let base = row as usize * self.stride;
+        let (w, state) = self.data[base..base + self.stride].split_at_mut(self.config.dim);
+        let mut rng =
+            crate::rng::SplitMix64::new(self.config.seed ^ key.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        for x in w.iter_mut() {
+            *x = rng.uniform(self.config.init_scale);
+        }
+        self.config.optimizer.init_state(w, state);
+        let meta = &mut self.meta[row as usize];
+        if !meta.dirty {
+            meta.dirty = true;
+            self.dirty_rows.push(row);
+        }
+        row
     }
 
-    /// Reads a snapshot file.
-    pub fn read_snapshot(path: &std::path::Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| EmbeddingError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_bytes(&bytes)
+    /// Takes a row off the free list (or grows the table) for `key`, touched at `now`; the
+    /// caller fills its floats. `None` only when the table has 2³² − 1 rows.
+    fn allocate_row(&mut self, key: u64, now: u64) -> Option<u32> {
+        let row = match self.free.pop() {
+            Some(row) => row,
+            None => {
+                let row = u32::try_from(self.meta.len())
+                    .ok()
+                    .filter(|&r| r != NO_ROW)?;
+                self.keys.push(key);
+                self.meta.push(RowMeta::FREE);
+                self.data.resize(self.data.len() + self.stride, 0.0);
+                row
+            }
+        };
+        self.keys[row as usize] = key;
+        let meta = &mut self.meta[row as usize];
+        meta.live = true;
+        meta.last_touch = now;
+        self.rows.insert(key, row);
+        if self.config.ttl > 0 {
+            self.link_newest(row);
+        }
+        Some(row)
+    }
+
+    /// Frees a live row: unmaps its key, ends its life, puts it on the free list.
+    fn free_row(&mut self, row: u32) {
+        self.rows.remove(&self.keys[row as usize]);
+        if self.config.ttl > 0 {
+            self.unlink(row);
+        }
+        let meta = &mut self.meta[row as usize];
+        meta.live = false;
+        meta.life = meta.life.wrapping_add(1);
+        self.free.push(row);
+    }
+
+    fn unlink(&mut self, row: u32) {
+        let RowMeta { older, newer, .. } = self.meta[row as usize];
+        match older {
+            NIL => self.oldest = newer,
+            o => self.meta[o as usize].newer = newer,
+        }
+        match newer {
+            NIL => self.newest = older,
+            n => self.meta[n as usize].older = older,
+        }
+        let meta = &mut self.meta[row as usize];
+        meta.older = NIL;
+        meta.newer = NIL;
+    }
+
+    fn link_newest(&mut self, row: u32) {
+        let previous = self.newest;
+        {
+            let meta = &mut self.meta[row as usize];
+            meta.older = previous;
+            meta.newer = NIL;
+        }
+        match previous {
+            NIL => self.oldest = row,
+            p => self.meta[p as usize].newer = row,
+        }
+        self.newest = row;
+    }
+
+    fn move_to_newest(&mut self, row: u32) {
+        if self.newest != row {
+            self.unlink(row);
+            self.link_newest(row);
+        }
     }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let slice = self
-            .buf
-            .get(self.at..self.at + N)
-            .ok_or_else(|| EmbeddingError::Snapshot("truncated".into()))?;
-        self.at += N;
-        let mut out = [0u8; N];
-        out.copy_from_slice(slice);
-        Ok(out)
+    fn store(ttl: u64) -> EmbeddingStore {
+        EmbeddingStore::new(EmbeddingConfig {
+            dim: 2,
+            min_count: 1,
+            ttl,
+            keep_floor: 0,
+            init_scale: 0.1,
+            seed: 3,
+            optimizer: RowOptimizer::Adagrad {
+                lr: 0.1,
+                initial_accumulator: 0.1,
+                eps: 1e-10,
+            },
+        })
     }
-    fn u8(&mut self) -> Result<u8> {
-        Ok(self.take::<1>()?[0])
+
+    /// Rows oldest → newest, read off the eviction list.
+    fn order(store: &EmbeddingStore) -> Vec<u64> {
+        let mut keys = Vec::new();
+        let mut row = store.oldest;
+        while row != NIL {
+            keys.push(store.keys[row as usize]);
+            row = store.meta[row as usize].newer;
+        }
+        keys
     }
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take()?))
+
+    #[test]
+    fn row_meta_fits_half_a_cache_line() {
+        assert_eq!(std::mem::size_of::<RowMeta>(), 32);
     }
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take()?))
+
+    #[test]
+    fn eviction_list_follows_touch_order_and_survives_frees() {
+        let mut s = store(10);
+        let mut out = Vec::new();
+        s.lookup(&[1, 2, 3], 0, true, &mut out);
+        s.lookup(&[2], 1, true, &mut out);
+        s.lookup(&[1, 4], 2, true, &mut out);
+        assert_eq!(order(&s), [3, 2, 1, 4]);
+        // An older `now` counts as the newest time seen: the list stays sorted.
+        s.lookup(&[3], 1, true, &mut out);
+        assert_eq!(order(&s), [2, 1, 4, 3]);
+        assert_eq!(s.meta[s.rows[&3] as usize].last_touch, 2);
+        assert_eq!(s.evict_expired(11), 1, "key 2, touched at 1");
+        assert_eq!(order(&s), [1, 4, 3]);
+        s.lookup(&[5], 3, true, &mut out);
+        assert_eq!(order(&s), [1, 4, 3, 5]);
+        assert_eq!(s.free.len(), 0, "key 5 reused key 2's row");
     }
-    fn f32(&mut self) -> Result<f32> {
-        Ok(f32::from_le_bytes(self.take()?))
+
+    #[test]
+    fn hasher_spreads_the_entity_kind_into_the_low_bits() {
+        let hash = |n: u64| {
+            let mut h = IdHasher::default();
+            h.write_u64(n);
+            h.finish()
+        };
+        let buckets: std::collections::HashSet<u64> = (0..64u64)
+            .map(|kind| hash((kind << 56) | 12_345) & 0xFFFF)
+            .collect();
+        assert!(buckets.len() > 60, "{} distinct low bits", buckets.len());
     }
 }

@@ -43,10 +43,12 @@ fn seeded(optimizer: RowOptimizer) -> EmbeddingStore {
         .enumerate()
         .map(|(k, w)| (k as u64, w.to_vec()))
         .collect();
-    store.apply_delta(&Delta {
-        rows,
-        tombstones: Vec::new(),
-    });
+    store
+        .apply_delta(&Delta {
+            rows,
+            tombstones: Vec::new(),
+        })
+        .expect("delta rows have the store's width");
     store
 }
 
