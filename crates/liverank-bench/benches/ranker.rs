@@ -5,7 +5,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use liverank_model::embedding::{EmbeddingConfig, EmbeddingStore, RowOptimizer};
 use liverank_model::features::{FeatureBatch, KeyKind, key};
 use liverank_model::rng::SplitMix64;
-use liverank_model::{InputShape, RankerConfig, Trainer, TrunkConfig, TrunkKind};
+use liverank_model::{InputShape, RankerConfig, SeqGroups, Trainer, TrunkConfig, TrunkKind};
 use liverank_types::Task;
 
 const FIELDS: usize = 24;
@@ -49,6 +49,7 @@ fn config() -> RankerConfig {
             expert_hidden: 64,
         },
         tower_hidden: Vec::new(),
+        history_sequences: Vec::new(),
         ..RankerConfig::default()
     }
 }
@@ -91,6 +92,7 @@ fn train_and_forward(c: &mut Criterion) {
         seq_len: SEQ,
         seq_subkeys: 1,
         dense: 0,
+        groups: SeqGroups::single(SEQ),
     };
     let mut rng = SplitMix64::new(2);
     let mut trainer = Trainer::new(config(), shape).unwrap_or_else(|e| panic!("{e}"));

@@ -89,6 +89,40 @@ impl Default for SparseConfig {
     }
 }
 
+/// A Cross GSU sequence the ranker attends over (Moment&Cross §2.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistorySequence {
+    /// V_short: the latest short videos.
+    Short,
+    /// V_long: short videos soft-searched with the target's embedding.
+    Long,
+    /// V_aidhard: the latest short videos of the target's author.
+    AidHard,
+    /// V_livelong: lives soft-searched with the target's embedding.
+    LiveLong,
+    /// V_mixed: the latest long-viewed lives and videos.
+    Mixed,
+}
+
+impl HistorySequence {
+    /// The name used in configuration and reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Short => "short",
+            Self::Long => "long",
+            Self::AidHard => "aid_hard",
+            Self::LiveLong => "live_long",
+            Self::Mixed => "mixed",
+        }
+    }
+
+    /// Whether the sequence comes from a soft search (needs item vectors).
+    pub const fn is_soft(self) -> bool {
+        matches!(self, Self::Long | Self::LiveLong)
+    }
+}
+
 /// Everything that shapes the ranker and its training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -109,6 +143,11 @@ pub struct RankerConfig {
     pub stat_lookback: usize,
     /// Products in the room's product sequence group (target attention over them).
     pub product_seq_len: usize,
+    /// Cross history sequences, one attention group each, queried by the target room's
+    /// category; empty = no history input.
+    pub history_sequences: Vec<HistorySequence>,
+    /// Positions of each history sequence (the GSU length L).
+    pub history_len: usize,
     /// Adam learning rate of the dense part.
     pub learning_rate: f64,
     /// Loss of the training samples.
@@ -130,6 +169,12 @@ impl Default for RankerConfig {
             tower_hidden: vec![32],
             stat_lookback: 8,
             product_seq_len: 20,
+            history_sequences: vec![
+                HistorySequence::Short,
+                HistorySequence::AidHard,
+                HistorySequence::Mixed,
+            ],
+            history_len: 50,
             learning_rate: 1e-3,
             loss: LossKind::Masked,
             sparse: SparseConfig::default(),
@@ -164,6 +209,19 @@ impl RankerConfig {
         }
         if t.kind == TrunkKind::Ple && t.levels == 0 {
             return bad("ple needs levels > 0".into());
+        }
+        if !self.history_sequences.is_empty() && self.history_len == 0 {
+            return bad("history_len must be positive when history_sequences are set".into());
+        }
+        if self.history_sequences.len() + 1 > crate::network::MAX_SEQ_GROUPS {
+            return bad(format!(
+                "at most {} history sequences",
+                crate::network::MAX_SEQ_GROUPS - 1
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = self.history_sequences.iter().find(|h| !seen.insert(**h)) {
+            return bad(format!("history sequence `{}` listed twice", dup.as_str()));
         }
         if self.learning_rate <= 0.0 || self.sparse.learning_rate <= 0.0 {
             return bad("learning rates must be positive".into());

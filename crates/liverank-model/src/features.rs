@@ -1,4 +1,13 @@
-//! From samples to model inputs: sparse keys, one sequence group, dense values, labels.
+//! From samples to model inputs: sparse keys, sequence groups, dense values, labels.
+//!
+//! The sequence axis holds the groups end to end: first the room's product sequence
+//! (queried by the target live, field 0), then one group per configured Cross history
+//! sequence (queried by the target's category, field 3). A history position sums the
+//! item's key (video or live) and its category's key; the category keys share the
+//! namespace of the target's category field, so the attention score of a history item
+//! in the target's category starts from the same row on both sides. Each history group
+//! also adds two dense inputs: its filled share and the share of its items in the target's
+//! category (the interest signal the simulator's click model is built on).
 //!
 //! Framework-free on purpose: the batch is plain vectors, so building it can run on another
 //! thread than the tensor work, and tests can check it without burn.
@@ -7,9 +16,11 @@
 //! store's exact map never mixes a user 7 with a live 7, while the same live shares one row
 //! wherever it appears (target field now, history sequences in Cross).
 
+use liverank_history::{GsuSequences, Sequence};
 use liverank_types::{STAT_SERIES, Sample, SampleKind, Task};
 
-use crate::config::RankerConfig;
+use crate::config::{HistorySequence, RankerConfig};
+use crate::network::{InputShape, SeqGroup, SeqGroups};
 
 /// Namespace of a sparse key (top byte).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +58,8 @@ pub enum KeyKind {
     Product = 15,
     /// Product leaf category c3.
     ProductC3 = 16,
+    /// A short video (history sequences).
+    Video = 17,
     /// Reserved for synthetic benchmarks.
     Synthetic = 255,
 }
@@ -60,8 +73,11 @@ pub fn key(kind: KeyKind, raw: u64) -> u64 {
 
 /// Number of sparse fields the sample pipeline produces; field 0 is the target live.
 pub const SAMPLE_FIELDS: usize = 14;
-/// Sub-keys per product-sequence position: the product and its c3 category, summed.
+/// Sub-keys per sequence position: the product and its c3 category, or the history item
+/// and its category, summed.
 pub const PRODUCT_SUBKEYS: usize = 2;
+/// Field index of the target's category: the query of the history groups.
+pub const CATEGORY_FIELD: usize = 3;
 
 /// Inputs and labels of one batch, row-major.
 #[derive(Clone, Debug, Default)]
@@ -162,6 +178,8 @@ pub struct FeatureBuilder {
     tasks: Vec<Task>,
     stat_lookback: usize,
     product_seq_len: usize,
+    history: Vec<HistorySequence>,
+    history_len: usize,
 }
 
 impl FeatureBuilder {
@@ -171,28 +189,83 @@ impl FeatureBuilder {
             tasks: config.tasks.clone(),
             stat_lookback: config.stat_lookback,
             product_seq_len: config.product_seq_len,
+            history: config.history_sequences.clone(),
+            history_len: config.history_len,
         }
     }
 
     /// Dense inputs per row: log1p of the last `stat_lookback` buckets of every series, the
-    /// filled share of the ring, and the room's age.
+    /// filled share of the ring, the room's age, and two per history sequence.
     pub fn dense_dim(&self) -> usize {
-        self.stat_lookback * STAT_SERIES.len() + 2
+        self.stat_lookback * STAT_SERIES.len() + 2 + 2 * self.history.len()
+    }
+
+    /// Whether rows need the user's history (some history sequence is configured).
+    pub fn uses_history(&self) -> bool {
+        !self.history.is_empty()
+    }
+
+    /// Whether a configured history sequence comes from a soft search.
+    pub fn uses_soft_search(&self) -> bool {
+        self.history.iter().any(|h| h.is_soft())
+    }
+
+    /// The sequence groups, in axis order.
+    pub fn groups(&self) -> SeqGroups {
+        let mut groups = SeqGroups::NONE;
+        let all = (self.product_seq_len > 0)
+            .then_some(SeqGroup {
+                len: self.product_seq_len,
+                query_field: 0,
+            })
+            .into_iter()
+            .chain(self.history.iter().map(|_| SeqGroup {
+                len: self.history_len,
+                query_field: CATEGORY_FIELD,
+            }));
+        for g in all {
+            // RankerConfig::validate bounds the count.
+            groups = groups.with(g).unwrap_or(groups);
+        }
+        groups
+    }
+
+    /// The network input shape of this builder's rows.
+    pub fn shape(&self) -> InputShape {
+        let groups = self.groups();
+        InputShape {
+            fields: SAMPLE_FIELDS,
+            seq_len: groups.total_len(),
+            seq_subkeys: PRODUCT_SUBKEYS,
+            dense: self.dense_dim(),
+            groups,
+        }
     }
 
     /// An empty batch of this builder's shape.
     pub fn empty_batch(&self) -> FeatureBatch {
         FeatureBatch::with_shape(
             SAMPLE_FIELDS,
-            self.product_seq_len,
+            self.groups().total_len(),
             PRODUCT_SUBKEYS,
             self.dense_dim(),
             self.tasks.len(),
         )
     }
 
-    /// Appends one sample as a row.
+    /// Appends one sample as a row, with empty history sequences.
     pub fn push(&self, batch: &mut FeatureBatch, sample: &Sample) {
+        self.push_with_history(batch, sample, None);
+    }
+
+    /// Appends one sample as a row with the user's GSU sequences at the exposure (from
+    /// [`liverank_history::GsuAssembler`]; `None` = no history known).
+    pub fn push_with_history(
+        &self,
+        batch: &mut FeatureBatch,
+        sample: &Sample,
+        history: Option<&GsuSequences>,
+    ) {
         let f = &sample.features;
         let profile = f.user_profile.unwrap_or([0; 5]);
         let author_type = f.author_type.as_deref().map_or(0, fnv1a);
@@ -234,6 +307,44 @@ impl FeatureBuilder {
             batch.seq_mask.push(true);
         }
 
+        // History groups: newest (or best) first, as the searches return them, trailing
+        // padding; the two dense inputs of each are pushed after the statistics.
+        let target_category = sample.category.map(|c| c.0);
+        let mut history_dense = [0.0f32; 2 * crate::network::MAX_SEQ_GROUPS];
+        for (g, which) in self.history.iter().enumerate() {
+            let seq = history.map(|h| pick(h, *which));
+            let (mut filled, mut matching) = (0usize, 0usize);
+            for p in 0..self.history_len {
+                match seq.filter(|s| s.mask.get(p).copied().unwrap_or(false)) {
+                    Some(s) => {
+                        let kind = if s.domains[p] == 1 {
+                            KeyKind::Live
+                        } else {
+                            KeyKind::Video
+                        };
+                        let category = s.categories[p];
+                        batch.seq_keys.push(key(kind, s.items[p]));
+                        batch
+                            .seq_keys
+                            .push(key(KeyKind::Category, u64::from(category)));
+                        batch.seq_mask.push(true);
+                        filled += 1;
+                        matching += usize::from(Some(category) == target_category);
+                    }
+                    None => {
+                        batch.seq_keys.extend_from_slice(&[0; PRODUCT_SUBKEYS]);
+                        batch.seq_mask.push(false);
+                    }
+                }
+            }
+            history_dense[2 * g] = filled as f32 / self.history_len.max(1) as f32;
+            history_dense[2 * g + 1] = if filled == 0 {
+                0.0
+            } else {
+                matching as f32 / filled as f32
+            };
+        }
+
         // Statistics: newest `stat_lookback` buckets, zero where the ring is shorter.
         let series = STAT_SERIES.len();
         let have = (f.stats_len as usize).min(f.stats.len() / series);
@@ -247,6 +358,9 @@ impl FeatureBuilder {
         }
         batch.dense.push(have as f32 / 64.0);
         batch.dense.push((age_minutes as f32).ln_1p() / 8.0);
+        batch
+            .dense
+            .extend_from_slice(&history_dense[..2 * self.history.len()]);
 
         for &task in &self.tasks {
             match sample.labels.get(task) {
@@ -272,6 +386,16 @@ impl FeatureBuilder {
             self.push(&mut batch, s);
         }
         batch
+    }
+}
+
+fn pick(h: &GsuSequences, which: HistorySequence) -> &Sequence {
+    match which {
+        HistorySequence::Short => &h.short,
+        HistorySequence::Long => &h.long,
+        HistorySequence::AidHard => &h.aid_hard,
+        HistorySequence::LiveLong => &h.live_long,
+        HistorySequence::Mixed => &h.mixed,
     }
 }
 

@@ -23,8 +23,8 @@ pub mod network;
 pub mod rng;
 pub mod trainer;
 
-pub use config::{LossKind, RankerConfig, SparseConfig, TrunkConfig, TrunkKind};
+pub use config::{HistorySequence, LossKind, RankerConfig, SparseConfig, TrunkConfig, TrunkKind};
 pub use error::{ModelError, Result};
 pub use features::{FeatureBatch, FeatureBuilder};
-pub use network::InputShape;
+pub use network::{InputShape, MAX_SEQ_GROUPS, SeqGroup, SeqGroups};
 pub use trainer::{Scorer, StepStats, Trainer};

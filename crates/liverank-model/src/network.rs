@@ -7,17 +7,117 @@ use crate::config::RankerConfig;
 use crate::layers::{Mlp, Tower, Trunk, target_attention};
 use crate::rng::SplitMix64;
 
+/// Most sequence groups a model can have (the product sequence and the five GSUs fit).
+pub const MAX_SEQ_GROUPS: usize = 8;
+
+/// One sequence group: `len` consecutive positions of the batch's sequence axis, pooled by
+/// target attention with the embedding of field `query_field` as the query.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqGroup {
+    /// Positions.
+    pub len: usize,
+    /// Sparse field whose embedding is the attention query.
+    pub query_field: usize,
+}
+
+/// The sequence groups of a model, laid end to end along the sequence axis in this order.
+/// A fixed-size list so that [`InputShape`] stays `Copy` and `const`-constructible.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqGroups {
+    groups: [SeqGroup; MAX_SEQ_GROUPS],
+    count: usize,
+}
+
+impl SeqGroups {
+    /// No sequence group.
+    pub const NONE: Self = Self {
+        groups: [SeqGroup {
+            len: 0,
+            query_field: 0,
+        }; MAX_SEQ_GROUPS],
+        count: 0,
+    };
+
+    /// One group of `len` positions queried by field 0 (`len` 0 = none).
+    pub const fn single(len: usize) -> Self {
+        let mut s = Self::NONE;
+        if len > 0 {
+            s.groups[0] = SeqGroup {
+                len,
+                query_field: 0,
+            };
+            s.count = 1;
+        }
+        s
+    }
+
+    /// These groups and one more; `None` past [`MAX_SEQ_GROUPS`].
+    pub fn with(mut self, group: SeqGroup) -> Option<Self> {
+        let slot = self.groups.get_mut(self.count)?;
+        *slot = group;
+        self.count += 1;
+        Some(self)
+    }
+
+    /// The groups in axis order.
+    pub fn as_slice(&self) -> &[SeqGroup] {
+        &self.groups[..self.count]
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there is no group.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Positions of all groups together.
+    pub fn total_len(&self) -> usize {
+        self.as_slice().iter().map(|g| g.len).sum()
+    }
+}
+
 /// Input widths the network is built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InputShape {
-    /// Sparse fields per row (field 0 is the attention query).
+    /// Sparse fields per row.
     pub fields: usize,
-    /// Sequence group length (0 = no sequence group).
+    /// Positions of the sequence axis: the groups' lengths added up.
     pub seq_len: usize,
     /// Keys summed per sequence position.
     pub seq_subkeys: usize,
     /// Dense inputs per row.
     pub dense: usize,
+    /// How the sequence axis splits into attention groups.
+    pub groups: SeqGroups,
+}
+
+impl InputShape {
+    /// Checks the groups cover the sequence axis and query existing fields.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.groups.total_len() != self.seq_len {
+            return Err(format!(
+                "sequence groups cover {} positions, the sequence axis has {}",
+                self.groups.total_len(),
+                self.seq_len
+            ));
+        }
+        if let Some(g) = self
+            .groups
+            .as_slice()
+            .iter()
+            .find(|g| g.query_field >= self.fields || g.len == 0)
+        {
+            return Err(format!(
+                "sequence group {g:?} is empty or queries a field past the {} fields",
+                self.fields
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The tensors of one forward pass.
@@ -36,7 +136,10 @@ pub struct NetInputs {
 /// Bottom MLP → multi-task trunk → per-task towers.
 #[derive(Module, Debug)]
 pub struct RankerNet {
-    /// Shared bottom over `[fields ⊕ attention ⊕ dense]`.
+    /// Sequence groups (not a parameter).
+    #[module(skip)]
+    pub groups: SeqGroups,
+    /// Shared bottom over `[fields ⊕ one attention output per group ⊕ dense]`.
     pub bottom: Mlp,
     /// MMoE / CGC / PLE.
     pub trunk: Trunk,
@@ -49,7 +152,7 @@ impl RankerNet {
     pub fn new(config: &RankerConfig, shape: InputShape, device: &Device) -> Self {
         let mut rng = SplitMix64::new(config.seed ^ 0x6E65_7477_6F72_6B00);
         let d = config.embedding_dim;
-        let attention = if shape.seq_len > 0 { d } else { 0 };
+        let attention = shape.groups.len() * d;
         let d_in = shape.fields * d + attention + shape.dense;
         let bottom = Mlp::new(d_in, &config.hidden, &mut rng, device);
         let h = config.hidden.last().copied().unwrap_or(d_in);
@@ -65,6 +168,7 @@ impl RankerNet {
             })
             .collect();
         Self {
+            groups: shape.groups,
             bottom,
             trunk,
             towers,
@@ -74,7 +178,8 @@ impl RankerNet {
     /// `[B, T]` logits.
     pub fn forward(&self, inputs: NetInputs) -> Tensor<2> {
         let [b, f, d] = inputs.fields.dims();
-        let mut parts = Vec::with_capacity(3);
+        let groups = self.groups.as_slice();
+        let mut parts = Vec::with_capacity(2 + groups.len());
         if let (Some(seq), Some(bias)) = (inputs.seq, inputs.seq_mask_bias) {
             let [_, l, s, _] = seq.dims();
             let items: Tensor<3> = if s == 1 {
@@ -82,9 +187,27 @@ impl RankerNet {
             } else {
                 seq.sum_dim(2).reshape([b, l, d])
             };
-            let query: Tensor<2> = inputs.fields.clone().narrow(1, 0, 1).reshape([b, d]);
+            let mut attended = Vec::with_capacity(groups.len());
+            let mut at = 0;
+            for g in groups {
+                let query: Tensor<2> = inputs
+                    .fields
+                    .clone()
+                    .narrow(1, g.query_field, 1)
+                    .reshape([b, d]);
+                let (group_items, group_bias) = if groups.len() == 1 {
+                    (items.clone(), bias.clone())
+                } else {
+                    (
+                        items.clone().narrow(1, at, g.len),
+                        bias.clone().narrow(2, at, g.len),
+                    )
+                };
+                attended.push(target_attention(query, group_items, group_bias));
+                at += g.len;
+            }
             parts.push(inputs.fields.reshape([b, f * d]));
-            parts.push(target_attention(query, items, bias));
+            parts.extend(attended);
         } else {
             parts.push(inputs.fields.reshape([b, f * d]));
         }

@@ -10,7 +10,7 @@ use crate::embedding::{EmbeddingConfig, EmbeddingStore, Lookup, RowOptimizer};
 use crate::error::{ModelError, Result};
 use crate::features::FeatureBatch;
 use crate::loss::{masked_bce, pu_loss};
-use crate::network::{InputShape, NetInputs, RankerNet};
+use crate::network::{InputShape, MAX_SEQ_GROUPS, NetInputs, RankerNet, SeqGroup, SeqGroups};
 
 /// Additive attention bias on padded sequence positions.
 const PAD_BIAS: f32 = -1e9;
@@ -88,6 +88,7 @@ impl Trainer {
     /// A fresh model of this configuration and input shape.
     pub fn new(config: RankerConfig, shape: InputShape) -> Result<Self> {
         config.validate()?;
+        shape.validate().map_err(ModelError::Shape)?;
         let device = Device::flex().autodiff();
         let net = RankerNet::new(&config, shape, &device);
         let optimizer = AdamConfig::new().with_epsilon(1e-8).init();
@@ -448,14 +449,16 @@ fn to_vec(data: TensorData) -> Result<Vec<f32>> {
 /// First bytes of a trainer checkpoint.
 pub const CHECKPOINT_MAGIC: &[u8; 8] = b"LRMODEL\0";
 /// Version of the checkpoint layout below.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 impl Trainer {
     /// Serialises everything a resumed run needs: configuration, shape, network weights
     /// (burnpack), Adam state (burnpack), the embedding store with its optimiser state, and
     /// the step counter. Layout: magic, version u32, then length-prefixed (u64 LE) sections
-    /// `config JSON | shape 4×u64 | step u64 | network | optimizer | store`, then a CRC32 of
-    /// all preceding bytes.
+    /// `config JSON | shape | step u64 | network | optimizer | store`, then a CRC32 of all
+    /// preceding bytes. The shape section is u64 LE words: fields, seq_len, seq_subkeys,
+    /// dense, the group count G, then (len, query_field) per group (version 2; version 1
+    /// had no groups).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let fail = |reason: String| ModelError::Checkpoint {
             path: "<memory>".into(),
@@ -474,8 +477,16 @@ impl Trainer {
             .map_err(|e| fail(format!("optimizer: {e:?}")))?;
         let store = self.store.to_bytes();
         let s = self.shape;
-        let mut shape = Vec::with_capacity(32);
-        for v in [s.fields, s.seq_len, s.seq_subkeys, s.dense] {
+        let mut shape = Vec::with_capacity(40 + 16 * s.groups.len());
+        let groups = s
+            .groups
+            .as_slice()
+            .iter()
+            .flat_map(|g| [g.len, g.query_field]);
+        for v in [s.fields, s.seq_len, s.seq_subkeys, s.dense, s.groups.len()]
+            .into_iter()
+            .chain(groups)
+        {
             shape.extend_from_slice(&(v as u64).to_le_bytes());
         }
         let mut out =
@@ -538,14 +549,34 @@ impl Trainer {
         let word = |b: &[u8], i: usize| {
             u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) as usize
         };
-        if sections[1].len() != 32 || sections[2].len() != 8 {
+        let shape_words = sections[1].len() / 8;
+        let group_count = if shape_words >= 5 {
+            word(sections[1], 4)
+        } else {
+            usize::MAX
+        };
+        if sections[1].len() % 8 != 0
+            || group_count > MAX_SEQ_GROUPS
+            || shape_words != 5 + 2 * group_count
+            || sections[2].len() != 8
+        {
             return Err(fail("bad shape or step section".into()));
+        }
+        let mut groups = SeqGroups::NONE;
+        for g in 0..group_count {
+            groups = groups
+                .with(SeqGroup {
+                    len: word(sections[1], 5 + 2 * g),
+                    query_field: word(sections[1], 6 + 2 * g),
+                })
+                .ok_or_else(|| fail("too many sequence groups".into()))?;
         }
         let shape = InputShape {
             fields: word(sections[1], 0),
             seq_len: word(sections[1], 1),
             seq_subkeys: word(sections[1], 2),
             dense: word(sections[1], 3),
+            groups,
         };
         let step = word(sections[2], 0) as u64;
         let mut trainer = Trainer::new(config, shape)?;

@@ -4,7 +4,9 @@
 
 use liverank_model::features::{FeatureBatch, KeyKind, key};
 use liverank_model::rng::SplitMix64;
-use liverank_model::{InputShape, LossKind, RankerConfig, Trainer, TrunkConfig, TrunkKind};
+use liverank_model::{
+    InputShape, LossKind, RankerConfig, SeqGroups, Trainer, TrunkConfig, TrunkKind,
+};
 use liverank_types::Task;
 
 const SHAPE: InputShape = InputShape {
@@ -12,6 +14,7 @@ const SHAPE: InputShape = InputShape {
     seq_len: 4,
     seq_subkeys: 1,
     dense: 2,
+    groups: SeqGroups::single(4),
 };
 
 fn config(kind: TrunkKind) -> RankerConfig {

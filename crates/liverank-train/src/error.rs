@@ -9,6 +9,9 @@ pub enum TrainError {
     /// The model refused.
     #[error(transparent)]
     Model(#[from] liverank_model::ModelError),
+    /// The history store failed to answer.
+    #[error("history store: {0}")]
+    History(#[from] liverank_history::HistoryError),
     /// The caller stopped the run (callback error).
     #[error("stopped: {0}")]
     Stopped(String),

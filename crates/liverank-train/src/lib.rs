@@ -11,5 +11,6 @@ pub mod offline;
 
 pub use error::{Result, TrainError};
 pub use offline::{
-    Evaluation, OfflineRun, TrainSettings, evaluate_on, load_samples, split_samples, train_offline,
+    Evaluation, HistorySource, OfflineRun, TrainSettings, build_batch, evaluate_on, load_samples,
+    split_samples, train_offline,
 };

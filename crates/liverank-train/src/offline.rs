@@ -10,8 +10,10 @@ use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
+use liverank_history::{GsuAssembler, GsuRequest, GsuScratch, HistoryStore, NoVectors};
 use liverank_model::rng::SplitMix64;
 use liverank_model::{FeatureBatch, FeatureBuilder, InputShape, RankerConfig, Scorer, Trainer};
+use liverank_types::AuthorId;
 use liverank_types::{Policy, Sample, Task};
 use serde::{Deserialize, Serialize};
 
@@ -114,18 +116,70 @@ pub struct Evaluation {
     pub click_predictions: Vec<((u64, u64), f32)>,
 }
 
+/// Where the Cross history sequences of the samples come from: a history store and the
+/// GSU assembler, read point in time at each sample's exposure.
+#[derive(Clone, Copy)]
+pub struct HistorySource<'a> {
+    /// The users' interaction logs (built from the same events as the samples).
+    pub store: &'a dyn HistoryStore,
+    /// Sequence length and searches.
+    pub assembler: GsuAssembler,
+}
+
+impl std::fmt::Debug for HistorySource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistorySource")
+            .field("assembler", &self.assembler)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the feature rows of `samples`, with each sample's GSU sequences as they were just
+/// before its exposure when the model uses history and a source is given. Soft-searched
+/// sequences (V_long, V_livelong) come out empty here: offline training has no item
+/// vectors to search with yet.
+pub fn build_batch(
+    builder: &FeatureBuilder,
+    samples: &[Sample],
+    history: Option<&HistorySource<'_>>,
+    scratch: &mut GsuScratch,
+) -> Result<FeatureBatch> {
+    let mut batch = builder.empty_batch();
+    let history = history.filter(|_| builder.uses_history());
+    for s in samples {
+        match history {
+            Some(h) => {
+                let request = GsuRequest {
+                    user: s.user,
+                    target_author: s.author.unwrap_or(AuthorId(0)),
+                    before_ts: s.exposure_ts,
+                    query: &[],
+                };
+                let gsu = h
+                    .assembler
+                    .assemble_with(h.store, &request, &NoVectors, scratch)?;
+                builder.push_with_history(&mut batch, s, Some(&gsu));
+            }
+            None => builder.push(&mut batch, s),
+        }
+    }
+    Ok(batch)
+}
+
 /// Scores the `complete` samples with `scorer` and computes every task's metrics.
-pub fn evaluate_on(scorer: &Scorer, eval: &[Sample]) -> Result<Evaluation> {
+pub fn evaluate_on(
+    scorer: &Scorer,
+    eval: &[Sample],
+    history: Option<&HistorySource<'_>>,
+) -> Result<Evaluation> {
     let config = scorer.config();
     let builder = FeatureBuilder::new(config);
     let tasks = config.tasks.clone();
     let mut predictions: Vec<f32> = Vec::with_capacity(eval.len() * tasks.len());
+    let mut scratch = GsuScratch::default();
     for chunk in eval.chunks(1024) {
-        predictions.extend(
-            scorer
-                .predict(&builder.build(chunk))
-                .map_err(TrainError::Model)?,
-        );
+        let batch = build_batch(&builder, chunk, history, &mut scratch)?;
+        predictions.extend(scorer.predict(&batch).map_err(TrainError::Model)?);
     }
     let users: Vec<u64> = eval.iter().map(|s| s.user.0).collect();
     let mut out = Vec::with_capacity(tasks.len());
@@ -246,6 +300,7 @@ pub fn train_offline(
     mut trainer: Trainer,
     settings: &TrainSettings,
     train: &[Sample],
+    history: Option<&HistorySource<'_>>,
     mut on_step: impl FnMut(&Trainer, Progress) -> Result<()>,
 ) -> Result<OfflineRun> {
     let batch_size = settings.batch_size.max(1);
@@ -260,9 +315,10 @@ pub fn train_offline(
     let shuffle = settings.shuffle;
 
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = sync_channel::<FeatureBatch>(2);
+        let (tx, rx) = sync_channel::<Result<FeatureBatch>>(2);
         let builder = &builder;
         scope.spawn(move || {
+            let mut scratch = GsuScratch::default();
             let mut order: Vec<usize> = (0..train.len()).collect();
             let mut chunk = Vec::with_capacity(batch_size);
             for step in start_step..total {
@@ -281,12 +337,15 @@ pub fn train_offline(
                         .iter()
                         .map(|&i| train[i].clone()),
                 );
-                if tx.send(builder.build(&chunk)).is_err() {
+                let batch = build_batch(builder, &chunk, history, &mut scratch);
+                let failed = batch.is_err();
+                if tx.send(batch).is_err() || failed {
                     return;
                 }
             }
         });
         for batch in rx {
+            let batch = batch?;
             let stats = trainer.train_step(&batch).map_err(TrainError::Model)?;
             losses.push(stats.loss);
             rows += stats.rows;
@@ -313,12 +372,5 @@ pub fn train_offline(
 
 /// Input shape of models trained on samples.
 pub fn sample_shape(config: &RankerConfig) -> InputShape {
-    let builder = FeatureBuilder::new(config);
-    let b = builder.empty_batch();
-    InputShape {
-        fields: b.field_count,
-        seq_len: b.seq_len,
-        seq_subkeys: b.seq_subkeys,
-        dense: b.dense_dim,
-    }
+    FeatureBuilder::new(config).shape()
 }

@@ -1,16 +1,20 @@
-//! End to end on the `tiny` simulator: realtime samples → train → evaluate on the later
-//! slice's complete labels. Training must lower the loss and beat the popularity baseline.
+//! End to end on the `tiny` simulator: realtime samples (and the users' history store) →
+//! train → evaluate on the later slice's complete labels. Training must lower the loss and
+//! beat the popularity baseline, and the Cross history sequences must lift click AUC: the
+//! simulator's click model is driven by the user's interest in the room's category, which
+//! only the short-video history reveals.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::sync::Arc;
 
+use liverank_history::{GsuAssembler, HistoryBuilder, HistoryConfig, HistoryStore, MemoryStore};
 use liverank_model::RankerConfig;
 use liverank_samples::{FeatureContext, Output, SampleConfig, SampleEngine};
 use liverank_train::offline::{popularity_click_auc, sample_shape};
-use liverank_train::{TrainSettings, evaluate_on, split_samples, train_offline};
+use liverank_train::{HistorySource, TrainSettings, evaluate_on, split_samples, train_offline};
 use liverank_types::{Author, Policy, Sample, Task, User};
 
-fn tiny_samples() -> Vec<Sample> {
+fn tiny_samples() -> (Vec<Sample>, MemoryStore) {
     let sim = liverank_sim::Simulation::new(
         liverank_sim::SimConfig::preset(liverank_sim::Preset::Tiny).with_seed(7),
     )
@@ -29,22 +33,42 @@ fn tiny_samples() -> Vec<Sample> {
         ..SampleConfig::default()
     };
     let mut engine = SampleEngine::new(config, Arc::new(FeatureContext::new(&users, &authors)));
+    let history_config = HistoryConfig::default();
+    let history = MemoryStore::new(&history_config).unwrap();
+    let mut builder =
+        HistoryBuilder::new(history_config.long_view_ms).with_videos(&sim.world().videos);
     let mut out = Vec::new();
+    let mut records = Vec::new();
     for e in sink.events {
+        builder.push(&e, &mut records);
         engine.push(e, &mut out);
     }
     engine.finish(&mut out);
-    out.into_iter()
+    history.append(&records).unwrap();
+    let samples = out
+        .into_iter()
         .filter_map(|o| match o {
             Output::Sample(s) => Some(s),
             Output::Rejected { .. } => None,
         })
-        .collect()
+        .collect();
+    (samples, history)
+}
+
+fn click_auc(evaluation: &liverank_train::Evaluation) -> f64 {
+    evaluation
+        .tasks
+        .iter()
+        .find(|(t, _)| *t == Task::Click)
+        .unwrap()
+        .1
+        .auc
+        .unwrap()
 }
 
 #[test]
-fn training_on_tiny_lowers_the_loss_and_beats_popularity() {
-    let samples = tiny_samples();
+fn training_on_tiny_lowers_the_loss_beats_popularity_and_history_lifts_click_auc() {
+    let (samples, store) = tiny_samples();
     let (train, eval) = split_samples(samples.clone(), samples, Policy::Realtime, 0.75).unwrap();
     assert!(
         train.len() > 5_000 && eval.len() > 1_000,
@@ -62,26 +86,30 @@ fn training_on_tiny_lowers_the_loss_and_beats_popularity() {
         batch_size: 256,
         ..TrainSettings::default()
     };
-    let run = train_offline(trainer, &settings, &train, |_, _| Ok(())).unwrap();
+    let history = HistorySource {
+        store: &store,
+        assembler: GsuAssembler::new(config.history_len),
+    };
+    let run = train_offline(trainer, &settings, &train, Some(&history), |_, _| Ok(())).unwrap();
     let n = run.losses.len();
     let head: f32 = run.losses[..n / 5].iter().sum::<f32>() / (n / 5) as f32;
     let tail: f32 = run.losses[n - n / 5..].iter().sum::<f32>() / (n / 5) as f32;
     assert!(tail < 0.9 * head, "loss {head} → {tail}");
-    let evaluation = evaluate_on(&run.trainer.scorer().unwrap(), &eval).unwrap();
-    let click = &evaluation
-        .tasks
-        .iter()
-        .find(|(t, _)| *t == Task::Click)
-        .unwrap()
-        .1;
+    let evaluation = evaluate_on(&run.trainer.scorer().unwrap(), &eval, Some(&history)).unwrap();
     let popularity = popularity_click_auc(&train, &eval).unwrap();
-    let model = click.auc.unwrap();
-    eprintln!(
-        "click AUC {model:.4} vs popularity {popularity:.4}; GAUC {:?}",
-        click.gauc
-    );
+    let model = click_auc(&evaluation);
+
+    // The same model and seed without history input (the groups stay, empty).
+    let trainer = liverank_model::Trainer::new(config.clone(), sample_shape(&config)).unwrap();
+    let blind = train_offline(trainer, &settings, &train, None, |_, _| Ok(())).unwrap();
+    let blind = click_auc(&evaluate_on(&blind.trainer.scorer().unwrap(), &eval, None).unwrap());
+    eprintln!("click AUC {model:.4} (no history {blind:.4}) vs popularity {popularity:.4}");
     assert!(
         model > popularity + 0.01,
         "model {model} vs popularity {popularity}"
+    );
+    assert!(
+        model > blind + 0.03,
+        "history sequences did not help: {model} with, {blind} without"
     );
 }

@@ -9,7 +9,9 @@ use crate::Failure;
 use clap::Args;
 use liverank_model::features::{FeatureBatch, KeyKind, key};
 use liverank_model::rng::SplitMix64;
-use liverank_model::{InputShape, RankerConfig, SparseConfig, Trainer, TrunkConfig, TrunkKind};
+use liverank_model::{
+    InputShape, RankerConfig, SeqGroups, SparseConfig, Trainer, TrunkConfig, TrunkKind,
+};
 use liverank_types::Task;
 use std::time::Instant;
 
@@ -67,6 +69,8 @@ impl PeerShape {
                 expert_hidden: self.expert_hidden,
             },
             tower_hidden: Vec::new(),
+            // The peer's shape: one sequence group, built by `shape()`, no history.
+            history_sequences: Vec::new(),
             learning_rate: 1e-3,
             sparse: SparseConfig {
                 learning_rate: 0.05,
@@ -85,6 +89,7 @@ impl PeerShape {
             seq_len: self.seq,
             seq_subkeys: 1,
             dense: 0,
+            groups: SeqGroups::single(self.seq),
         }
     }
 

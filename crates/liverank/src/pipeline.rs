@@ -1,6 +1,7 @@
 //! `liverank run`: the whole offline pipeline on the embedded defaults — simulate a preset,
-//! build realtime and complete samples, train the ranker on the realtime samples, and print
-//! the evaluation on the later slice's complete labels. Each stage is the same code as its
+//! build realtime and complete samples, build the users' interaction history store, train
+//! the ranker on the realtime samples (with the Cross sequences read from the store), and
+//! print the evaluation on the later slice's complete labels. Each stage is the same code as its
 //! own subcommand (it is dispatched through the same parser), with its own progress bar.
 
 use crate::settings::Settings;
@@ -17,7 +18,7 @@ pub struct RunArgs {
     /// Root seed of the simulator and the model.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Working directory: <out>/sim, <out>/samples, <out>/model.
+    /// Working directory: <out>/sim, <out>/samples, <out>/history, <out>/model.
     #[arg(long, default_value = "data/run")]
     out: PathBuf,
     /// Training epochs.
@@ -35,6 +36,7 @@ fn stage(settings: &Settings, title: &str, argv: Vec<String>) -> Result<(), Fail
         Command::Simulate(a) => crate::simulate::run(settings, a),
         Command::Samples(a) => crate::samples::run(settings, a),
         Command::Train(a) => crate::train::run(settings, a),
+        Command::History(a) => crate::history::run(settings, a),
         _ => Err(Failure::Runtime(anyhow::anyhow!("not a pipeline stage"))),
     }
 }
@@ -58,7 +60,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     let epochs = args.epochs.to_string();
     stage(
         settings,
-        "1/3 simulate",
+        "1/4 simulate",
         argv(&[
             "simulate",
             "--preset",
@@ -72,7 +74,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     let events = format!("{}/events.parquet", dir("sim"));
     stage(
         settings,
-        "2/3 samples",
+        "2/4 samples",
         argv(&[
             "samples",
             "--events",
@@ -86,16 +88,33 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
             "--fresh",
         ]),
     )?;
+    stage(
+        settings,
+        "3/4 history",
+        argv(&[
+            "history",
+            "build",
+            "--events",
+            &events,
+            "--store",
+            &dir("history"),
+            "--backend",
+            "embedded",
+            "--fresh",
+        ]),
+    )?;
     let truth = format!("{}/truth_exposures.parquet", dir("sim"));
     stage(
         settings,
-        "3/3 train + evaluate",
+        "4/4 train + evaluate",
         argv(&[
             "train",
             "--train-samples",
             &dir("samples"),
             "--policy",
             "realtime",
+            "--history",
+            &dir("history"),
             "--truth",
             &truth,
             "--out",

@@ -5,10 +5,12 @@ use crate::settings::Settings;
 use crate::{Failure, InputContext};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use liverank_history::{EmbeddedStore, GsuAssembler, HistoryConfig};
 use liverank_model::{LossKind, RankerConfig, Trainer, TrunkKind};
 use liverank_train::offline::{popularity_click_auc, sample_shape};
 use liverank_train::{
-    Evaluation, TrainSettings, evaluate_on, load_samples, split_samples, train_offline,
+    Evaluation, HistorySource, TrainSettings, evaluate_on, load_samples, split_samples,
+    train_offline,
 };
 use liverank_types::Policy;
 use std::collections::HashMap;
@@ -45,6 +47,11 @@ pub struct TrainArgs {
     /// Share of the time range used for training; the rest is evaluated. Default: [train].
     #[arg(long)]
     pub train_fraction: Option<f64>,
+    /// Embedded history store (built by `liverank history build` from the same events):
+    /// the Cross sequences of every sample are read from it as they were at the exposure.
+    /// Without it, a model configured with history sequences sees them empty.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
     /// The simulator's truth_exposures.parquet: report the oracle click AUC on the same
     /// held-out exposures.
     #[arg(long)]
@@ -104,6 +111,7 @@ pub struct TrainOutcome {
 /// Trains and evaluates; prints nothing but the progress bar.
 pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Failure> {
     let config = model_config(settings, args)?;
+    let history_settings = settings.history.clone();
     let settings = TrainSettings {
         epochs: args.epochs.unwrap_or(settings.train.epochs),
         batch_size: args.batch_size.unwrap_or(settings.train.batch_size).max(1),
@@ -135,6 +143,37 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
         _ => Trainer::new(config.clone(), sample_shape(&config))
             .map_err(|e| Failure::Input(e.into()))?,
     };
+    let history_store = match &args.history {
+        Some(dir) => {
+            if !dir.join(liverank_history::embedded::FILE_NAME).exists() {
+                return Err(Failure::Input(anyhow::anyhow!(
+                    "--history {}: no history store there (build one with `liverank history build --events … --store {}`)",
+                    dir.display(),
+                    dir.display()
+                )));
+            }
+            // Training reads every user again and again: keep them all decoded.
+            let history_config = HistoryConfig {
+                cache_users: 1 << 20,
+                ..history_settings.clone()
+            };
+            Some(EmbeddedStore::open(dir, &history_config).input_err("opening --history")?)
+        }
+        None => {
+            if !config.history_sequences.is_empty() && !args.quiet {
+                eprintln!(
+                    "note: the model has {} history sequences but no --history store was given: they stay empty",
+                    config.history_sequences.len()
+                );
+            }
+            None
+        }
+    };
+    let history = history_store.as_ref().map(|store| HistorySource {
+        store,
+        assembler: GsuAssembler::new(config.history_len),
+    });
+    let history = history.as_ref();
     let per_epoch = train_rows.len().div_ceil(settings.batch_size) as u64;
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -148,7 +187,7 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
     );
     bar.set_position(trainer.steps());
     let mut smoothed = f32::NAN;
-    let run = train_offline(trainer, &settings, &train_rows, |trainer, p| {
+    let run = train_offline(trainer, &settings, &train_rows, history, |trainer, p| {
         smoothed = if smoothed.is_nan() {
             p.loss
         } else {
@@ -171,7 +210,8 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
         .trainer
         .scorer()
         .map_err(|e| Failure::Runtime(e.into()))?;
-    let evaluation = evaluate_on(&scorer, &eval_rows).map_err(|e| Failure::Runtime(e.into()))?;
+    let evaluation =
+        evaluate_on(&scorer, &eval_rows, history).map_err(|e| Failure::Runtime(e.into()))?;
     let popularity_auc = popularity_click_auc(&train_rows, &eval_rows);
     let oracle_auc = match &args.truth {
         Some(path) => {
