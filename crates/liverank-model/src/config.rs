@@ -148,6 +148,10 @@ pub struct RankerConfig {
     pub history_sequences: Vec<HistorySequence>,
     /// Positions of each history sequence (the GSU length L).
     pub history_len: usize,
+    /// Dense summary of the user's whole visible history against the target: counts and
+    /// the shares of video plays, long views and live sessions in the target's category and
+    /// of live sessions with the target's author.
+    pub history_profile: bool,
     /// Adam learning rate of the dense part.
     pub learning_rate: f64,
     /// Loss of the training samples.
@@ -175,6 +179,7 @@ impl Default for RankerConfig {
                 HistorySequence::Mixed,
             ],
             history_len: 50,
+            history_profile: true,
             learning_rate: 1e-3,
             loss: LossKind::Masked,
             sparse: SparseConfig::default(),

@@ -16,7 +16,7 @@
 //! store's exact map never mixes a user 7 with a live 7, while the same live shares one row
 //! wherever it appears (target field now, history sequences in Cross).
 
-use liverank_history::{GsuSequences, Sequence};
+use liverank_history::{Domain, GsuSequences, HistoryRecord, Sequence};
 use liverank_types::{STAT_SERIES, Sample, SampleKind, Task};
 
 use crate::config::{HistorySequence, RankerConfig};
@@ -78,6 +78,18 @@ pub const SAMPLE_FIELDS: usize = 14;
 pub const PRODUCT_SUBKEYS: usize = 2;
 /// Field index of the target's category: the query of the history groups.
 pub const CATEGORY_FIELD: usize = 3;
+/// Dense inputs of the history profile ([`RankerConfig::history_profile`]).
+pub const PROFILE_DENSE: usize = 7;
+
+/// What a row knows of the user's past at the exposure: the GSU sequences and the visible
+/// records they were searched from (oldest first, all with `available_at` before it).
+#[derive(Clone, Copy, Debug)]
+pub struct HistoryView<'a> {
+    /// The five sequences.
+    pub sequences: &'a GsuSequences,
+    /// The visible records.
+    pub records: &'a [HistoryRecord],
+}
 
 /// Inputs and labels of one batch, row-major.
 #[derive(Clone, Debug, Default)]
@@ -180,6 +192,7 @@ pub struct FeatureBuilder {
     product_seq_len: usize,
     history: Vec<HistorySequence>,
     history_len: usize,
+    history_profile: bool,
 }
 
 impl FeatureBuilder {
@@ -191,18 +204,27 @@ impl FeatureBuilder {
             product_seq_len: config.product_seq_len,
             history: config.history_sequences.clone(),
             history_len: config.history_len,
+            history_profile: config.history_profile,
         }
     }
 
     /// Dense inputs per row: log1p of the last `stat_lookback` buckets of every series, the
-    /// filled share of the ring, the room's age, and two per history sequence.
+    /// filled share of the ring, the room's age, two per history sequence, and the
+    /// history profile.
     pub fn dense_dim(&self) -> usize {
-        self.stat_lookback * STAT_SERIES.len() + 2 + 2 * self.history.len()
+        self.stat_lookback * STAT_SERIES.len()
+            + 2
+            + 2 * self.history.len()
+            + if self.history_profile {
+                PROFILE_DENSE
+            } else {
+                0
+            }
     }
 
-    /// Whether rows need the user's history (some history sequence is configured).
+    /// Whether rows need the user's history (a history sequence or the profile).
     pub fn uses_history(&self) -> bool {
-        !self.history.is_empty()
+        !self.history.is_empty() || self.history_profile
     }
 
     /// Whether a configured history sequence comes from a soft search.
@@ -258,13 +280,13 @@ impl FeatureBuilder {
         self.push_with_history(batch, sample, None);
     }
 
-    /// Appends one sample as a row with the user's GSU sequences at the exposure (from
-    /// [`liverank_history::GsuAssembler`]; `None` = no history known).
+    /// Appends one sample as a row with what the user's history held at the exposure (the
+    /// sequences from [`liverank_history::GsuAssembler`]; `None` = no history known).
     pub fn push_with_history(
         &self,
         batch: &mut FeatureBatch,
         sample: &Sample,
-        history: Option<&GsuSequences>,
+        history: Option<HistoryView<'_>>,
     ) {
         let f = &sample.features;
         let profile = f.user_profile.unwrap_or([0; 5]);
@@ -312,7 +334,7 @@ impl FeatureBuilder {
         let target_category = sample.category.map(|c| c.0);
         let mut history_dense = [0.0f32; 2 * crate::network::MAX_SEQ_GROUPS];
         for (g, which) in self.history.iter().enumerate() {
-            let seq = history.map(|h| pick(h, *which));
+            let seq = history.map(|h| pick(h.sequences, *which));
             let (mut filled, mut matching) = (0usize, 0usize);
             for p in 0..self.history_len {
                 match seq.filter(|s| s.mask.get(p).copied().unwrap_or(false)) {
@@ -361,6 +383,14 @@ impl FeatureBuilder {
         batch
             .dense
             .extend_from_slice(&history_dense[..2 * self.history.len()]);
+        if self.history_profile {
+            let records = history.map_or(&[][..], |h| h.records);
+            batch.dense.extend_from_slice(&history_profile(
+                records,
+                target_category,
+                sample.author.map(|a| a.0),
+            ));
+        }
 
         for &task in &self.tasks {
             match sample.labels.get(task) {
@@ -389,6 +419,54 @@ impl FeatureBuilder {
     }
 }
 
+/// The history profile: log counts of video plays and live sessions, the shares of plays,
+/// long-viewed plays and sessions in the target's category, a smoothed log share of plays,
+/// and the share of sessions with the target's author (0 where there is nothing to share).
+fn history_profile(
+    records: &[HistoryRecord],
+    category: Option<u32>,
+    author: Option<u64>,
+) -> [f32; PROFILE_DENSE] {
+    let (mut plays, mut plays_in, mut long, mut long_in) = (0u32, 0u32, 0u32, 0u32);
+    let (mut sessions, mut sessions_in, mut sessions_author) = (0u32, 0u32, 0u32);
+    for r in records {
+        let in_category = category.is_some() && r.categories.primary().map(|c| c.0) == category;
+        match r.domain {
+            Domain::Video => {
+                plays += 1;
+                plays_in += u32::from(in_category);
+                if r.long_view {
+                    long += 1;
+                    long_in += u32::from(in_category);
+                }
+            }
+            Domain::Live => {
+                sessions += 1;
+                sessions_in += u32::from(in_category);
+                sessions_author += u32::from(Some(r.author.0) == author);
+            }
+        }
+    }
+    let share = |part: u32, whole: u32| {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f32 / whole as f32
+        }
+    };
+    [
+        (plays as f32).ln_1p() / 8.0,
+        share(plays_in, plays),
+        // The simulator's (and a user's) click logit grows with log affinity: a smoothed
+        // log share (prior 1/31, the uniform share of 31 categories, weight 3 plays).
+        ((plays_in as f32 + 0.1) / (plays as f32 + 3.1)).ln() / 5.0,
+        share(long_in, long),
+        (sessions as f32).ln_1p() / 5.0,
+        share(sessions_in, sessions),
+        share(sessions_author, sessions),
+    ]
+}
+
 fn pick(h: &GsuSequences, which: HistorySequence) -> &Sequence {
     match which {
         HistorySequence::Short => &h.short,
@@ -406,4 +484,160 @@ fn fnv1a(s: &str) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01B3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liverank_history::{Categories, GsuSequences};
+    use liverank_types::{
+        AuthorId, CategoryId, DurationMs, EventTime, ExposureFeatures, LabelMask, LiveId, Policy,
+        RequestId, UserId,
+    };
+
+    fn sample() -> Sample {
+        Sample {
+            sample_id: 1,
+            policy: Policy::Complete,
+            kind: SampleKind::Close,
+            seq: 0,
+            ts: EventTime(10_000),
+            request_id: RequestId(3),
+            live: LiveId(4),
+            user: UserId(5),
+            author: Some(AuthorId(9)),
+            exposure_ts: EventTime(5_000),
+            category: Some(CategoryId(5)),
+            labels: LabelMask::default(),
+            features: std::sync::Arc::new(ExposureFeatures::default()),
+        }
+    }
+
+    fn record(domain: Domain, item: u64, category: u32, author: u64, long: bool) -> HistoryRecord {
+        HistoryRecord {
+            ts: EventTime(0),
+            available_at: EventTime(1),
+            domain,
+            item,
+            author: AuthorId(author),
+            categories: Categories::one(CategoryId(category)),
+            watch_ms: DurationMs(1),
+            long_view: long,
+            like: false,
+            comment: false,
+            gift: false,
+        }
+    }
+
+    #[test]
+    fn history_groups_follow_the_product_group_with_their_keys_masks_and_shares() {
+        let config = RankerConfig {
+            tasks: vec![Task::Click],
+            product_seq_len: 1,
+            history_sequences: vec![HistorySequence::Short, HistorySequence::Mixed],
+            history_len: 3,
+            history_profile: true,
+            stat_lookback: 1,
+            ..RankerConfig::default()
+        };
+        let builder = FeatureBuilder::new(&config);
+        let shape = builder.shape();
+        assert_eq!(shape.seq_len, 1 + 3 + 3);
+        let groups: Vec<(usize, usize)> = shape
+            .groups
+            .as_slice()
+            .iter()
+            .map(|g| (g.len, g.query_field))
+            .collect();
+        assert_eq!(groups, [(1, 0), (3, CATEGORY_FIELD), (3, CATEGORY_FIELD)]);
+
+        // Visible history: three plays (two in category 5, one of them long), two lives
+        // (one in category 5 by the target's author 9, one elsewhere).
+        let records = [
+            record(Domain::Video, 11, 5, 1, true),
+            record(Domain::Video, 12, 7, 2, false),
+            record(Domain::Live, 40, 5, 9, true),
+            record(Domain::Video, 13, 5, 3, false),
+            record(Domain::Live, 41, 8, 6, false),
+        ];
+        let mut sequences = GsuSequences {
+            short: Sequence::padding(3),
+            mixed: Sequence::padding(3),
+            ..GsuSequences::default()
+        };
+        // V_short newest first: 13 (c5), 12 (c7), 11 (c5).
+        for (p, (item, category)) in [(13, 5), (12, 7), (11, 5)].into_iter().enumerate() {
+            sequences.short.items[p] = item;
+            sequences.short.categories[p] = category;
+            sequences.short.mask[p] = true;
+        }
+        // V_mixed: the long-viewed live 40 (c5) and video 11 (c5); one padding slot.
+        for (p, (item, category, live)) in [(40, 5, 1), (11, 5, 0)].into_iter().enumerate() {
+            sequences.mixed.items[p] = item;
+            sequences.mixed.categories[p] = category;
+            sequences.mixed.domains[p] = live;
+            sequences.mixed.mask[p] = true;
+        }
+        let view = HistoryView {
+            sequences: &sequences,
+            records: &records,
+        };
+        let mut batch = builder.empty_batch();
+        builder.push_with_history(&mut batch, &sample(), Some(view));
+        batch.check().unwrap();
+
+        let c = |id: u64| key(KeyKind::Category, id);
+        let v = |id: u64| key(KeyKind::Video, id);
+        let l = |id: u64| key(KeyKind::Live, id);
+        assert_eq!(
+            batch.seq_keys,
+            [
+                0,
+                0, // product group: the sample has no products
+                v(13),
+                c(5),
+                v(12),
+                c(7),
+                v(11),
+                c(5), // V_short
+                l(40),
+                c(5),
+                v(11),
+                c(5),
+                0,
+                0, // V_mixed
+            ]
+        );
+        assert_eq!(batch.seq_mask, [false, true, true, true, true, true, false]);
+        // Dense tail: [short filled, short in c5, mixed filled, mixed in c5] then the
+        // profile (3 plays, 2 in c5; 1 long play, in c5; 2 sessions, 1 in c5, 1 by author 9).
+        let tail = &batch.dense[batch.dense.len() - 4 - PROFILE_DENSE..];
+        let expected = [
+            1.0,
+            2.0 / 3.0,
+            2.0 / 3.0,
+            1.0,
+            4f32.ln() / 8.0,
+            2.0 / 3.0,
+            (2.1f32 / 6.1).ln() / 5.0,
+            1.0,
+            3f32.ln() / 5.0,
+            0.5,
+            0.5,
+        ];
+        for (got, want) in tail.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-6, "{tail:?} vs {expected:?}");
+        }
+
+        // Without history: the same shape, every history position padding, shares 0 and
+        // the log share at its prior, ln(1/31).
+        let mut blind = builder.empty_batch();
+        builder.push(&mut blind, &sample());
+        blind.check().unwrap();
+        assert!(blind.seq_mask.iter().all(|m| !m));
+        let tail = &blind.dense[blind.dense.len() - 4 - PROFILE_DENSE..];
+        let prior = (0.1f32 / 3.1).ln() / 5.0;
+        let expected = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, prior, 0.0, 0.0, 0.0, 0.0];
+        assert_eq!(tail, expected);
+    }
 }

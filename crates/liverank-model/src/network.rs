@@ -230,3 +230,103 @@ impl RankerNet {
         Tensor::cat(logits, 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn tensor<const D: usize>(rng: &mut SplitMix64, shape: [usize; D]) -> Tensor<D> {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.uniform(1.0)).collect();
+        Tensor::from_data(TensorData::new(v, shape), &Device::flex())
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap_or_default()
+    }
+
+    /// Two groups, written out by hand: positions 0..2 attended by field 0, positions
+    /// 2..5 by field 1, each attention output after the flattened fields, in group order.
+    #[test]
+    fn each_group_attends_over_its_own_positions_with_its_own_query() {
+        let (b, f, l, d) = (3, 2, 5, 4);
+        let config = RankerConfig {
+            embedding_dim: d,
+            hidden: vec![8],
+            tower_hidden: vec![],
+            ..RankerConfig::default()
+        };
+        let groups = SeqGroups::single(2)
+            .with(SeqGroup {
+                len: 3,
+                query_field: 1,
+            })
+            .unwrap_or_default();
+        let shape = InputShape {
+            fields: f,
+            seq_len: l,
+            seq_subkeys: 1,
+            dense: 0,
+            groups,
+        };
+        shape.validate().unwrap_or_else(|e| panic!("{e}"));
+        let device = Device::flex();
+        let net = RankerNet::new(&config, shape, &device);
+        let mut rng = SplitMix64::new(4);
+        let fields: Tensor<3> = tensor(&mut rng, [b, f, d]);
+        let seq: Tensor<4> = tensor(&mut rng, [b, l, 1, d]);
+        // Row 1 pads its last position of each group.
+        let mut bias = vec![0.0f32; b * l];
+        bias[l + 1] = -1e9;
+        bias[l + 4] = -1e9;
+        let bias: Tensor<3> = Tensor::from_data(TensorData::new(bias, [b, 1, l]), &device);
+        let inputs = NetInputs {
+            fields: fields.clone(),
+            seq: Some(seq.clone()),
+            seq_mask_bias: Some(bias.clone()),
+            dense: None,
+        };
+        let got = net.forward(inputs.clone());
+
+        let items: Tensor<3> = seq.reshape([b, l, d]);
+        let query = |i: usize| fields.clone().narrow(1, i, 1).reshape([b, d]);
+        let first = target_attention(
+            query(0),
+            items.clone().narrow(1, 0, 2),
+            bias.clone().narrow(2, 0, 2),
+        );
+        let second = target_attention(query(1), items.narrow(1, 2, 3), bias.narrow(2, 2, 3));
+        let x = Tensor::cat(vec![fields.clone().reshape([b, f * d]), first, second], 1);
+        let per_task = net.trunk.forward(net.bottom.forward(x), net.towers.len());
+        let logits: Vec<Tensor<2>> = net
+            .towers
+            .iter()
+            .zip(per_task)
+            .map(|(t, h)| t.forward(h))
+            .collect();
+        let want = values(Tensor::cat(logits, 1));
+        let got = values(got);
+        assert_eq!(got.len(), b * config.tasks.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+
+        // The same weights with the second group queried by field 0 answer otherwise: the
+        // query field is honoured, not always field 0.
+        let swapped = RankerNet {
+            groups: SeqGroups::single(2)
+                .with(SeqGroup {
+                    len: 3,
+                    query_field: 0,
+                })
+                .unwrap_or_default(),
+            ..net.clone()
+        };
+        let other = values(swapped.forward(inputs));
+        assert!(
+            other.iter().zip(&got).any(|(o, g)| (o - g).abs() > 1e-4),
+            "query field ignored"
+        );
+    }
+}

@@ -168,3 +168,50 @@ fn pu_loss_trains_and_a_misshapen_batch_is_an_error() {
     let err = trainer.train_step(&b).unwrap_err().to_string();
     assert!(err.contains("dense"), "{err}");
 }
+
+#[test]
+fn checkpoint_keeps_the_sequence_group_layout_and_refuses_a_bad_one() {
+    use liverank_model::SeqGroup;
+    let groups = SeqGroups::single(1)
+        .with(SeqGroup {
+            len: 3,
+            query_field: 2,
+        })
+        .unwrap();
+    let shape = InputShape {
+        seq_len: 4,
+        groups,
+        ..SHAPE
+    };
+    let trainer = Trainer::new(config(TrunkKind::Mmoe), shape).unwrap();
+    let restored = Trainer::from_bytes(&trainer.to_bytes().unwrap()).unwrap();
+    assert_eq!(restored.shape(), shape);
+    // The training batches of this file fit both layouts (4 positions, 3 fields).
+    let b = batch(&mut SplitMix64::new(1), 8);
+    let mut a = Trainer::new(config(TrunkKind::Mmoe), shape).unwrap();
+    let mut c = Trainer::new(config(TrunkKind::Mmoe), SHAPE).unwrap();
+    assert_ne!(
+        a.train_step(&b).unwrap().loss,
+        c.train_step(&b).unwrap().loss,
+        "two groups and one group are different networks"
+    );
+    // Groups that do not cover the sequence axis, or query a missing field, are refused.
+    let short = InputShape {
+        seq_len: 5,
+        ..shape
+    };
+    assert!(Trainer::new(config(TrunkKind::Mmoe), short).is_err());
+    let bad_query = InputShape {
+        groups: SeqGroups::single(1)
+            .with(SeqGroup {
+                len: 3,
+                query_field: 3,
+            })
+            .unwrap(),
+        ..shape
+    };
+    let err = Trainer::new(config(TrunkKind::Mmoe), bad_query)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("field"), "{err}");
+}

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use liverank_history::{GsuAssembler, GsuRequest, GsuScratch, HistoryStore, NoVectors};
+use liverank_history::{GsuAssembler, GsuRequest, HistoryStore, NoVectors};
+use liverank_model::features::HistoryView;
 use liverank_model::rng::SplitMix64;
 use liverank_model::{FeatureBatch, FeatureBuilder, InputShape, RankerConfig, Scorer, Trainer};
 use liverank_types::AuthorId;
@@ -142,7 +143,6 @@ pub fn build_batch(
     builder: &FeatureBuilder,
     samples: &[Sample],
     history: Option<&HistorySource<'_>>,
-    scratch: &mut GsuScratch,
 ) -> Result<FeatureBatch> {
     let mut batch = builder.empty_batch();
     let history = history.filter(|_| builder.uses_history());
@@ -155,10 +155,13 @@ pub fn build_batch(
                     before_ts: s.exposure_ts,
                     query: &[],
                 };
-                let gsu = h
-                    .assembler
-                    .assemble_with(h.store, &request, &NoVectors, scratch)?;
-                builder.push_with_history(&mut batch, s, Some(&gsu));
+                let records = h.store.visible_shared(s.user, s.exposure_ts)?;
+                let sequences = h.assembler.assemble_from(&records, &request, &NoVectors)?;
+                let view = HistoryView {
+                    sequences: &sequences,
+                    records: &records,
+                };
+                builder.push_with_history(&mut batch, s, Some(view));
             }
             None => builder.push(&mut batch, s),
         }
@@ -176,9 +179,8 @@ pub fn evaluate_on(
     let builder = FeatureBuilder::new(config);
     let tasks = config.tasks.clone();
     let mut predictions: Vec<f32> = Vec::with_capacity(eval.len() * tasks.len());
-    let mut scratch = GsuScratch::default();
     for chunk in eval.chunks(1024) {
-        let batch = build_batch(&builder, chunk, history, &mut scratch)?;
+        let batch = build_batch(&builder, chunk, history)?;
         predictions.extend(scorer.predict(&batch).map_err(TrainError::Model)?);
     }
     let users: Vec<u64> = eval.iter().map(|s| s.user.0).collect();
@@ -318,7 +320,6 @@ pub fn train_offline(
         let (tx, rx) = sync_channel::<Result<FeatureBatch>>(2);
         let builder = &builder;
         scope.spawn(move || {
-            let mut scratch = GsuScratch::default();
             let mut order: Vec<usize> = (0..train.len()).collect();
             let mut chunk = Vec::with_capacity(batch_size);
             for step in start_step..total {
@@ -337,7 +338,7 @@ pub fn train_offline(
                         .iter()
                         .map(|&i| train[i].clone()),
                 );
-                let batch = build_batch(builder, &chunk, history, &mut scratch);
+                let batch = build_batch(builder, &chunk, history);
                 let failed = batch.is_err();
                 if tx.send(batch).is_err() || failed {
                     return;
