@@ -137,132 +137,14 @@ impl Trainer {
     }
 
     fn check(&self, batch: &FeatureBatch) -> Result<()> {
-        batch.check().map_err(ModelError::Shape)?;
-        let s = self.shape;
-        if batch.field_count != s.fields
-            || batch.seq_len != s.seq_len
-            || batch.seq_subkeys != s.seq_subkeys
-            || batch.dense_dim != s.dense
-        {
-            return Err(ModelError::Shape(format!(
-                "batch shape fields={} seq={}x{} dense={} but the model takes fields={} seq={}x{} dense={}",
-                batch.field_count,
-                batch.seq_len,
-                batch.seq_subkeys,
-                batch.dense_dim,
-                s.fields,
-                s.seq_len,
-                s.seq_subkeys,
-                s.dense
-            )));
-        }
-        if batch.tasks != self.config.tasks.len() {
-            return Err(ModelError::Shape(format!(
-                "batch has {} tasks, the model {}",
-                batch.tasks,
-                self.config.tasks.len()
-            )));
-        }
-        Ok(())
+        check_batch(&self.config, self.shape, batch)
     }
 
     /// Gathers (and, in training, admits and touches) the rows of every sparse key.
     pub fn gather(&mut self, batch: &FeatureBatch, train: bool) -> GatheredRows {
-        let mut keys = Vec::with_capacity(batch.fields.len() + batch.seq_keys.len());
-        keys.extend_from_slice(&batch.fields);
-        let mut seq_slots = Vec::with_capacity(batch.seq_keys.len());
-        let s = batch.seq_subkeys.max(1);
-        for (i, &k) in batch.seq_keys.iter().enumerate() {
-            if batch.seq_mask[i / s] {
-                seq_slots.push(keys.len());
-                keys.push(k);
-            }
-        }
         let mut rows = std::mem::take(&mut self.rows_buffer);
-        let lookup = self.store.lookup(&keys, self.step, train, &mut rows);
-        GatheredRows {
-            lookup,
-            rows,
-            seq_slots,
-        }
-    }
-
-    fn inputs(
-        &self,
-        batch: &FeatureBatch,
-        gathered: &GatheredRows,
-        device: &Device,
-        track: bool,
-    ) -> NetInputs {
-        let d = self.config.embedding_dim;
-        let b = batch.batch;
-        let field_values = gathered.rows[..b * batch.field_count * d].to_vec();
-        let mut fields: Tensor<3> = Tensor::from_data(
-            TensorData::new(field_values, [b, batch.field_count, d]),
-            device,
-        );
-        if track {
-            fields = fields.require_grad();
-        }
-        let (seq, seq_mask_bias) = if batch.seq_len > 0 {
-            let s = batch.seq_subkeys.max(1);
-            let mut values = vec![0.0f32; b * batch.seq_len * s * d];
-            let mut slot = 0;
-            for (i, chunk) in values.chunks_exact_mut(d).enumerate() {
-                if batch.seq_mask[i / s] {
-                    let src = gathered.seq_slots[slot] * d;
-                    chunk.copy_from_slice(&gathered.rows[src..src + d]);
-                    slot += 1;
-                }
-            }
-            let mut seq: Tensor<4> =
-                Tensor::from_data(TensorData::new(values, [b, batch.seq_len, s, d]), device);
-            if track {
-                seq = seq.require_grad();
-            }
-            let bias: Vec<f32> = batch
-                .seq_mask
-                .iter()
-                .map(|&m| if m { 0.0 } else { PAD_BIAS })
-                .collect();
-            let bias: Tensor<3> =
-                Tensor::from_data(TensorData::new(bias, [b, 1, batch.seq_len]), device);
-            (Some(seq), Some(bias))
-        } else {
-            (None, None)
-        };
-        let dense = (batch.dense_dim > 0).then(|| {
-            Tensor::from_data(
-                TensorData::new(batch.dense.clone(), [b, batch.dense_dim]),
-                device,
-            )
-        });
-        NetInputs {
-            fields,
-            seq,
-            seq_mask_bias,
-            dense,
-        }
-    }
-
-    fn loss(&self, logits: Tensor<2>, batch: &FeatureBatch) -> Tensor<1> {
-        let (b, t) = (batch.batch, batch.tasks);
-        let dev = &self.device;
-        let labels = Tensor::from_data(TensorData::new(batch.labels.clone(), [b, t]), dev);
-        let mask = Tensor::from_data(TensorData::new(batch.mask.clone(), [b, t]), dev);
-        let weights = Tensor::from_data(TensorData::new(self.task_weights.clone(), [1, t]), dev);
-        match self.config.loss {
-            LossKind::Masked => masked_bce(logits, labels, mask, weights),
-            LossKind::Pu => {
-                let slow: Vec<f32> = batch
-                    .slow
-                    .iter()
-                    .map(|&s| if s { 1.0 } else { 0.0 })
-                    .collect();
-                let slow = Tensor::from_data(TensorData::new(slow, [b, 1]), dev);
-                pu_loss(logits, labels, mask, slow, weights)
-            }
-        }
+        let lookup = gather_rows(&mut self.store, batch, self.step, train, &mut rows);
+        lookup_rows(lookup, rows)
     }
 
     /// One optimisation step on a batch: gather rows, forward, backward, Adam on the dense
@@ -271,38 +153,33 @@ impl Trainer {
         self.check(batch)?;
         let clock = std::time::Instant::now();
         let gathered = self.gather(batch, true);
-        let inputs = self.inputs(batch, &gathered, &self.device, true);
+        let d = self.config.embedding_dim;
+        let inputs = inputs(d, batch, &gathered, &self.device, true);
         let (fields_leaf, seq_leaf) = (inputs.fields.clone(), inputs.seq.clone());
         let gather_s = clock.elapsed().as_secs_f64();
         let logits = self.net()?.forward(inputs);
-        let loss = self.loss(logits, batch);
+        let loss = batch_loss(
+            self.config.loss,
+            &self.task_weights,
+            &self.device,
+            logits,
+            batch,
+        );
         let loss_value = scalar(&loss);
         let mut grads = loss.backward();
         let forward_backward_s = clock.elapsed().as_secs_f64() - gather_s;
 
         // Sparse side: per-slot gradients in the lookup's order.
-        let d = self.config.embedding_dim;
         let mut slot_grads = std::mem::take(&mut self.grads_buffer);
-        slot_grads.clear();
-        slot_grads.resize(gathered.rows.len(), 0.0);
-        let field_len = batch.batch * batch.field_count * d;
-        if let Some(g) = fields_leaf.grad_remove(&mut grads) {
-            slot_grads[..field_len].copy_from_slice(&to_vec(g.into_data())?);
-        }
-        if let Some(seq_leaf) = seq_leaf
-            && let Some(g) = seq_leaf.grad_remove(&mut grads)
-        {
-            let g = to_vec(g.into_data())?;
-            let s = batch.seq_subkeys.max(1);
-            let mut slot = 0;
-            for (i, chunk) in g.chunks_exact(d).enumerate() {
-                if batch.seq_mask[i / s] {
-                    let dst = gathered.seq_slots[slot] * d;
-                    slot_grads[dst..dst + d].copy_from_slice(chunk);
-                    slot += 1;
-                }
-            }
-        }
+        slot_gradients(
+            d,
+            batch,
+            &gathered,
+            fields_leaf,
+            seq_leaf,
+            &mut grads,
+            &mut slot_grads,
+        )?;
         self.store
             .apply_gradients(&gathered.lookup, &slot_grads)
             .map_err(|e| ModelError::Embedding(e.to_string()))?;
@@ -333,13 +210,154 @@ impl Trainer {
         })
     }
 
+    /// Trains on a stream of batches with the embedding store on a second thread: while
+    /// the network runs forward and backward on batch i, that thread gathers the rows of
+    /// batch i+1, then applies the sparse update of batch i. Rows are therefore read one
+    /// update stale (batch i+1 sees the update of i−1, not of i), the schedule of
+    /// asynchronous sparse training (PERSIA, Monolith). The schedule is fixed, so the result
+    /// is deterministic; and every update is applied before this returns, so a checkpoint
+    /// taken after it continues exactly as an uninterrupted run that also ends a pipeline
+    /// there (offline training runs one pipeline per epoch). `on_step` sees each step's
+    /// statistics; an error from it stops the run. Returns the steps taken.
+    pub fn train_pipelined(
+        &mut self,
+        batches: impl Iterator<Item = FeatureBatch> + Send,
+        mut on_step: impl FnMut(&StepStats) -> Result<()>,
+    ) -> Result<u64> {
+        let Self {
+            config,
+            shape,
+            device,
+            net,
+            optimizer,
+            store,
+            task_weights,
+            step,
+            rows_buffer,
+            grads_buffer,
+        } = self;
+        let config = &*config;
+        let (d, shape, first_step) = (config.embedding_dim, *shape, *step);
+        let ttl = config.sparse.ttl_steps;
+        let lost = || ModelError::Shape("the network was lost by a failed step".into());
+        /// A batch with its rows and input values, on its way to the network.
+        type Gathered = (FeatureBatch, GatheredRows, InputValues, f64);
+        std::thread::scope(|scope| -> Result<u64> {
+            let (to_net, from_sparse) = std::sync::mpsc::sync_channel::<Gathered>(1);
+            let (to_sparse, from_net) = std::sync::mpsc::sync_channel::<Update>(1);
+            let sparse = scope.spawn(move || -> Result<f64> {
+                let mut spare_rows = vec![std::mem::take(rows_buffer)];
+                let mut slot_grads = std::mem::take(grads_buffer);
+                let (mut in_flight, mut next_now, mut applied) = (0usize, first_step, first_step);
+                let mut update_s = 0.0;
+                for batch in batches {
+                    check_batch(config, shape, &batch)?;
+                    let clock = std::time::Instant::now();
+                    let mut rows = spare_rows.pop().unwrap_or_default();
+                    let lookup = gather_rows(store, &batch, next_now, true, &mut rows);
+                    next_now += 1;
+                    let gathered = lookup_rows(lookup, rows);
+                    let values = input_values(d, &batch, &gathered);
+                    let gather_s = clock.elapsed().as_secs_f64();
+                    if to_net.send((batch, gathered, values, gather_s)).is_err() {
+                        return Ok(update_s); // the network side stopped: its error wins
+                    }
+                    in_flight += 1;
+                    if in_flight == 2 {
+                        let Ok(update) = from_net.recv() else {
+                            return Ok(update_s);
+                        };
+                        update_s += apply_update(
+                            store,
+                            d,
+                            update,
+                            &mut applied,
+                            ttl,
+                            &mut spare_rows,
+                            &mut slot_grads,
+                        )?;
+                        in_flight -= 1;
+                    }
+                }
+                drop(to_net);
+                while in_flight > 0 {
+                    let Ok(update) = from_net.recv() else {
+                        return Ok(update_s);
+                    };
+                    update_s += apply_update(
+                        store,
+                        d,
+                        update,
+                        &mut applied,
+                        ttl,
+                        &mut spare_rows,
+                        &mut slot_grads,
+                    )?;
+                    in_flight -= 1;
+                }
+                Ok(update_s)
+            });
+            let mut taken = 0u64;
+            let network = (|| -> Result<()> {
+                for (batch, gathered, values, gather_s) in from_sparse {
+                    let clock = std::time::Instant::now();
+                    let inputs = tensors(&batch, values, device, true);
+                    let (fields_leaf, seq_leaf) = (inputs.fields.clone(), inputs.seq.clone());
+                    let logits = net.as_ref().ok_or_else(lost)?.forward(inputs);
+                    let loss = batch_loss(config.loss, task_weights, device, logits, &batch);
+                    let loss_value = scalar(&loss);
+                    let mut grads = loss.backward();
+                    let leaves = leaf_gradients(fields_leaf, seq_leaf, &mut grads)?;
+                    let forward_backward_s = clock.elapsed().as_secs_f64();
+                    let batch_rows = batch.batch;
+                    if to_sparse.send((batch, gathered, leaves)).is_err() {
+                        return Ok(()); // the store side failed: its error wins
+                    }
+                    let model = net.take().ok_or_else(lost)?;
+                    let params = GradientsParams::from_grads(grads, &model);
+                    *net = Some(optimizer.step(config.learning_rate, model, params));
+                    *step += 1;
+                    taken += 1;
+                    on_step(&StepStats {
+                        loss: loss_value,
+                        rows: batch_rows,
+                        gather_s,
+                        forward_backward_s,
+                        sparse_update_s: 0.0,
+                        dense_update_s: clock.elapsed().as_secs_f64() - forward_backward_s,
+                    })?;
+                }
+                Ok(())
+            })();
+            drop(to_sparse);
+            let sparse = sparse
+                .join()
+                .map_err(|_| ModelError::Shape("the embedding thread panicked".into()))?;
+            network?;
+            sparse?;
+            Ok(taken)
+        })
+    }
+
     /// Loss of a batch without learning from it.
     pub fn eval_loss(&mut self, batch: &FeatureBatch) -> Result<f32> {
         self.check(batch)?;
         let gathered = self.gather(batch, false);
-        let inputs = self.inputs(batch, &gathered, &self.device, false);
+        let inputs = inputs(
+            self.config.embedding_dim,
+            batch,
+            &gathered,
+            &self.device,
+            false,
+        );
         let logits = self.net()?.forward(inputs);
-        Ok(scalar(&self.loss(logits, batch)))
+        Ok(scalar(&batch_loss(
+            self.config.loss,
+            &self.task_weights,
+            &self.device,
+            logits,
+            batch,
+        )))
     }
 
     /// A frozen copy for inference: the network without autodiff and a snapshot of the
@@ -430,6 +448,261 @@ impl Scorer {
             dense,
         });
         to_vec(burn::tensor::activation::sigmoid(logits).into_data())
+    }
+}
+
+/// A step's batch, rows and leaf gradients, on their way back to the store.
+type Update = (FeatureBatch, GatheredRows, LeafGradients);
+
+/// Applies one step's sparse update (gradients summed per id) and the eviction after it;
+/// returns its seconds.
+fn apply_update(
+    store: &mut EmbeddingStore,
+    d: usize,
+    (batch, gathered, leaves): Update,
+    applied: &mut u64,
+    ttl: u64,
+    spare_rows: &mut Vec<Vec<f32>>,
+    slot_grads: &mut Vec<f32>,
+) -> Result<f64> {
+    let clock = std::time::Instant::now();
+    scatter_slot_gradients(d, &batch, &gathered, &leaves, slot_grads);
+    store
+        .apply_gradients(&gathered.lookup, slot_grads)
+        .map_err(|e| ModelError::Embedding(e.to_string()))?;
+    *applied += 1;
+    if ttl > 0 {
+        store.evict_expired(*applied);
+    }
+    spare_rows.push(gathered.rows);
+    Ok(clock.elapsed().as_secs_f64())
+}
+
+/// Looks up every key of a batch (fields, then the valid sequence sub-keys) into `rows`.
+fn gather_rows(
+    store: &mut EmbeddingStore,
+    batch: &FeatureBatch,
+    now: u64,
+    train: bool,
+    rows: &mut Vec<f32>,
+) -> (Lookup, Vec<usize>) {
+    let mut keys = Vec::with_capacity(batch.fields.len() + batch.seq_keys.len());
+    keys.extend_from_slice(&batch.fields);
+    let mut seq_slots = Vec::with_capacity(batch.seq_keys.len());
+    let s = batch.seq_subkeys.max(1);
+    for (i, &k) in batch.seq_keys.iter().enumerate() {
+        if batch.seq_mask[i / s] {
+            seq_slots.push(keys.len());
+            keys.push(k);
+        }
+    }
+    (store.lookup(&keys, now, train, rows), seq_slots)
+}
+
+fn lookup_rows((lookup, seq_slots): (Lookup, Vec<usize>), rows: Vec<f32>) -> GatheredRows {
+    GatheredRows {
+        lookup,
+        rows,
+        seq_slots,
+    }
+}
+
+/// Checks a batch against the model's shape and tasks.
+fn check_batch(config: &RankerConfig, s: InputShape, batch: &FeatureBatch) -> Result<()> {
+    batch.check().map_err(ModelError::Shape)?;
+    if batch.field_count != s.fields
+        || batch.seq_len != s.seq_len
+        || batch.seq_subkeys != s.seq_subkeys
+        || batch.dense_dim != s.dense
+    {
+        return Err(ModelError::Shape(format!(
+            "batch shape fields={} seq={}x{} dense={} but the model takes fields={} seq={}x{} dense={}",
+            batch.field_count,
+            batch.seq_len,
+            batch.seq_subkeys,
+            batch.dense_dim,
+            s.fields,
+            s.seq_len,
+            s.seq_subkeys,
+            s.dense
+        )));
+    }
+    if batch.tasks != config.tasks.len() {
+        return Err(ModelError::Shape(format!(
+            "batch has {} tasks, the model {}",
+            batch.tasks,
+            config.tasks.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The network's input tensors for a batch and its gathered rows (leaves when `track`).
+fn inputs(
+    d: usize,
+    batch: &FeatureBatch,
+    gathered: &GatheredRows,
+    device: &Device,
+    track: bool,
+) -> NetInputs {
+    tensors(batch, input_values(d, batch, gathered), device, track)
+}
+
+/// The plain values of a batch's input tensors: field rows `[B, F, D]`, and for a model
+/// with sequences the rows `[B, L, S, D]` (zeros on padding) and the attention bias.
+struct InputValues {
+    fields: Vec<f32>,
+    seq: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+fn input_values(d: usize, batch: &FeatureBatch, gathered: &GatheredRows) -> InputValues {
+    let b = batch.batch;
+    let fields = gathered.rows[..b * batch.field_count * d].to_vec();
+    let seq = (batch.seq_len > 0).then(|| {
+        let s = batch.seq_subkeys.max(1);
+        let mut values = vec![0.0f32; b * batch.seq_len * s * d];
+        let mut slot = 0;
+        for (i, chunk) in values.chunks_exact_mut(d).enumerate() {
+            if batch.seq_mask[i / s] {
+                let src = gathered.seq_slots[slot] * d;
+                chunk.copy_from_slice(&gathered.rows[src..src + d]);
+                slot += 1;
+            }
+        }
+        let bias: Vec<f32> = batch
+            .seq_mask
+            .iter()
+            .map(|&m| if m { 0.0 } else { PAD_BIAS })
+            .collect();
+        (values, bias)
+    });
+    InputValues { fields, seq }
+}
+
+fn tensors(batch: &FeatureBatch, values: InputValues, device: &Device, track: bool) -> NetInputs {
+    let (b, d) = (
+        batch.batch,
+        values.fields.len() / (batch.batch * batch.field_count).max(1),
+    );
+    let mut fields: Tensor<3> = Tensor::from_data(
+        TensorData::new(values.fields, [b, batch.field_count, d]),
+        device,
+    );
+    if track {
+        fields = fields.require_grad();
+    }
+    let (seq, seq_mask_bias) = match values.seq {
+        Some((values, bias)) => {
+            let s = batch.seq_subkeys.max(1);
+            let mut seq: Tensor<4> =
+                Tensor::from_data(TensorData::new(values, [b, batch.seq_len, s, d]), device);
+            if track {
+                seq = seq.require_grad();
+            }
+            let bias: Tensor<3> =
+                Tensor::from_data(TensorData::new(bias, [b, 1, batch.seq_len]), device);
+            (Some(seq), Some(bias))
+        }
+        None => (None, None),
+    };
+    let dense = (batch.dense_dim > 0).then(|| {
+        Tensor::from_data(
+            TensorData::new(batch.dense.clone(), [b, batch.dense_dim]),
+            device,
+        )
+    });
+    NetInputs {
+        fields,
+        seq,
+        seq_mask_bias,
+        dense,
+    }
+}
+
+/// The configured loss of a batch's logits.
+fn batch_loss(
+    loss: LossKind,
+    task_weights: &[f32],
+    dev: &Device,
+    logits: Tensor<2>,
+    batch: &FeatureBatch,
+) -> Tensor<1> {
+    let (b, t) = (batch.batch, batch.tasks);
+    let labels = Tensor::from_data(TensorData::new(batch.labels.clone(), [b, t]), dev);
+    let mask = Tensor::from_data(TensorData::new(batch.mask.clone(), [b, t]), dev);
+    let weights = Tensor::from_data(TensorData::new(task_weights.to_vec(), [1, t]), dev);
+    match loss {
+        LossKind::Masked => masked_bce(logits, labels, mask, weights),
+        LossKind::Pu => {
+            let slow: Vec<f32> = batch
+                .slow
+                .iter()
+                .map(|&s| if s { 1.0 } else { 0.0 })
+                .collect();
+            let slow = Tensor::from_data(TensorData::new(slow, [b, 1]), dev);
+            pu_loss(logits, labels, mask, slow, weights)
+        }
+    }
+}
+
+/// The gradient of every gathered slot, in the lookup's order, from the leaves' gradients
+/// (padding positions of the sequence have no slot and no gradient).
+fn slot_gradients(
+    d: usize,
+    batch: &FeatureBatch,
+    gathered: &GatheredRows,
+    fields_leaf: Tensor<3>,
+    seq_leaf: Option<Tensor<4>>,
+    grads: &mut burn::tensor::Gradients,
+    slot_grads: &mut Vec<f32>,
+) -> Result<()> {
+    let leaves = leaf_gradients(fields_leaf, seq_leaf, grads)?;
+    scatter_slot_gradients(d, batch, gathered, &leaves, slot_grads);
+    Ok(())
+}
+
+/// The gradients of the field and sequence leaves, as plain values.
+type LeafGradients = (Option<Vec<f32>>, Option<Vec<f32>>);
+
+fn leaf_gradients(
+    fields_leaf: Tensor<3>,
+    seq_leaf: Option<Tensor<4>>,
+    grads: &mut burn::tensor::Gradients,
+) -> Result<LeafGradients> {
+    let fields = fields_leaf
+        .grad_remove(grads)
+        .map(|g| to_vec(g.into_data()))
+        .transpose()?;
+    let seq = seq_leaf
+        .and_then(|leaf| leaf.grad_remove(grads))
+        .map(|g| to_vec(g.into_data()))
+        .transpose()?;
+    Ok((fields, seq))
+}
+
+fn scatter_slot_gradients(
+    d: usize,
+    batch: &FeatureBatch,
+    gathered: &GatheredRows,
+    (fields, seq): &LeafGradients,
+    slot_grads: &mut Vec<f32>,
+) {
+    slot_grads.clear();
+    slot_grads.resize(gathered.rows.len(), 0.0);
+    let field_len = batch.batch * batch.field_count * d;
+    if let Some(g) = fields {
+        slot_grads[..field_len].copy_from_slice(&g[..field_len]);
+    }
+    if let Some(g) = seq {
+        let s = batch.seq_subkeys.max(1);
+        let mut slot = 0;
+        for (i, chunk) in g.chunks_exact(d).enumerate() {
+            if batch.seq_mask[i / s] {
+                let dst = gathered.seq_slots[slot] * d;
+                slot_grads[dst..dst + d].copy_from_slice(chunk);
+                slot += 1;
+            }
+        }
     }
 }
 

@@ -34,6 +34,9 @@ pub struct TrainSettings {
     pub train_fraction: f64,
     /// Shuffle the training samples each epoch (seeded); off = event-time order.
     pub shuffle: bool,
+    /// Run the embedding store on a second thread ([`Trainer::train_pipelined`]): rows are
+    /// read one update stale, each epoch drains. Off = one step at a time.
+    pub pipeline: bool,
 }
 
 impl Default for TrainSettings {
@@ -43,6 +46,7 @@ impl Default for TrainSettings {
             batch_size: 256,
             train_fraction: 0.75,
             shuffle: true,
+            pipeline: true,
         }
     }
 }
@@ -250,6 +254,8 @@ pub struct Progress {
     pub loss: f32,
     /// Training rows per second since this process started the run.
     pub rows_per_s: f64,
+    /// The epoch ended: every update is applied (the callback gets the trainer).
+    pub epoch_end: bool,
 }
 
 /// A finished offline run.
@@ -297,72 +303,125 @@ pub fn split_samples(
 /// Trains `trainer` (fresh or resumed: it continues at `trainer.steps()`) for
 /// `settings.epochs` over `train`. The sample order of each epoch is a seeded function of
 /// (seed, epoch), so a resumed run replays exactly the batches the uninterrupted run would.
-/// Feature batches are built on a second thread while the current step trains.
+/// Feature batches are built on a second thread while the current step trains. With
+/// `settings.pipeline` each epoch is one [`Trainer::train_pipelined`] run (the embedding
+/// store on its own thread, rows read one update stale); it drains at the epoch's end, so
+/// a checkpoint taken there resumes exactly.
+///
+/// `on_step` is called after every step with `None`, and once more at the end of each
+/// epoch with the trainer (every update applied: the moment to checkpoint).
 pub fn train_offline(
     mut trainer: Trainer,
     settings: &TrainSettings,
     train: &[Sample],
     history: Option<&HistorySource<'_>>,
-    mut on_step: impl FnMut(&Trainer, Progress) -> Result<()>,
+    mut on_step: impl FnMut(Option<&Trainer>, Progress) -> Result<()>,
 ) -> Result<OfflineRun> {
     let batch_size = settings.batch_size.max(1);
     let per_epoch = train.len().div_ceil(batch_size) as u64;
     let total = per_epoch * settings.epochs as u64;
     let builder = FeatureBuilder::new(trainer.config());
     let seed = trainer.config().seed;
-    let start_step = trainer.steps();
     let started = Instant::now();
     let mut losses = Vec::new();
     let mut rows = 0usize;
     let shuffle = settings.shuffle;
+    let builder = &builder;
 
-    std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = sync_channel::<Result<FeatureBatch>>(2);
-        let builder = &builder;
-        scope.spawn(move || {
-            let mut order: Vec<usize> = (0..train.len()).collect();
-            let mut chunk = Vec::with_capacity(batch_size);
-            for step in start_step..total {
-                let epoch = step / per_epoch;
-                let index = (step % per_epoch) as usize;
-                if index == 0 || step == start_step {
-                    order = (0..train.len()).collect();
-                    if shuffle {
-                        SplitMix64::new(seed ^ epoch.wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
+    let mut step = trainer.steps();
+    while step < total {
+        let epoch = step / per_epoch;
+        let epoch_end = (epoch + 1) * per_epoch;
+        let mut progress = |loss: f32, batch_rows: usize, done: u64, epoch_end: bool| {
+            if !epoch_end {
+                losses.push(loss);
+                rows += batch_rows;
+            }
+            Progress {
+                step: done,
+                total_steps: total,
+                loss,
+                rows_per_s: rows as f64 / started.elapsed().as_secs_f64().max(1e-9),
+                epoch_end,
+            }
+        };
+        let mut last = f32::NAN;
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = sync_channel::<Result<FeatureBatch>>(2);
+            scope.spawn(move || {
+                let mut order: Vec<usize> = (0..train.len()).collect();
+                if shuffle {
+                    SplitMix64::new(seed ^ epoch.wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
+                }
+                let mut chunk = Vec::with_capacity(batch_size);
+                for s in step..epoch_end {
+                    let index = (s % per_epoch) as usize;
+                    chunk.clear();
+                    let end = ((index + 1) * batch_size).min(train.len());
+                    chunk.extend(
+                        order[index * batch_size..end]
+                            .iter()
+                            .map(|&i| train[i].clone()),
+                    );
+                    let batch = build_batch(builder, &chunk, history);
+                    let failed = batch.is_err();
+                    if tx.send(batch).is_err() || failed {
+                        return;
                     }
                 }
-                chunk.clear();
-                let end = ((index + 1) * batch_size).min(train.len());
-                chunk.extend(
-                    order[index * batch_size..end]
-                        .iter()
-                        .map(|&i| train[i].clone()),
-                );
-                let batch = build_batch(builder, &chunk, history);
-                let failed = batch.is_err();
-                if tx.send(batch).is_err() || failed {
-                    return;
+            });
+            if settings.pipeline {
+                let failure = std::sync::Mutex::new(None);
+                let batches = rx.into_iter().map_while(|b| match b {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        *failure
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                        None
+                    }
+                });
+                let mut stopped = None;
+                let mut done = step;
+                let result = trainer.train_pipelined(batches, |stats| {
+                    done += 1;
+                    last = stats.loss;
+                    on_step(None, progress(stats.loss, stats.rows, done, false)).map_err(|e| {
+                        stopped = Some(e);
+                        liverank_model::ModelError::Shape("stopped by the caller".into())
+                    })
+                });
+                if let Some(e) = stopped {
+                    return Err(e);
+                }
+                if let Some(e) = failure
+                    .into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                {
+                    return Err(e);
+                }
+                result.map_err(TrainError::Model)?;
+            } else {
+                for batch in rx {
+                    let stats = trainer.train_step(&batch?).map_err(TrainError::Model)?;
+                    last = stats.loss;
+                    on_step(
+                        None,
+                        progress(stats.loss, stats.rows, trainer.steps(), false),
+                    )?;
                 }
             }
-        });
-        for batch in rx {
-            let batch = batch?;
-            let stats = trainer.train_step(&batch).map_err(TrainError::Model)?;
-            losses.push(stats.loss);
-            rows += stats.rows;
-            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-            on_step(
-                &trainer,
-                Progress {
-                    step: trainer.steps(),
-                    total_steps: total,
-                    loss: stats.loss,
-                    rows_per_s: rows as f64 / elapsed,
-                },
-            )?;
+            Ok(())
+        })?;
+        if trainer.steps() != epoch_end {
+            return Err(TrainError::Stopped(format!(
+                "epoch {epoch} ended at step {} instead of {epoch_end}",
+                trainer.steps()
+            )));
         }
-        Ok(())
-    })?;
+        on_step(Some(&trainer), progress(last, 0, epoch_end, true))?;
+        step = epoch_end;
+    }
     let rows_per_s = rows as f64 / started.elapsed().as_secs_f64().max(1e-9);
     Ok(OfflineRun {
         trainer,

@@ -14,6 +14,12 @@ use liverank_train::offline::{popularity_click_auc, sample_shape};
 use liverank_train::{HistorySource, TrainSettings, evaluate_on, split_samples, train_offline};
 use liverank_types::{Author, Policy, Sample, Task, User};
 
+/// The tiny day's samples and history, built once for all tests of this file.
+fn tiny() -> &'static (Vec<Sample>, MemoryStore) {
+    static TINY: std::sync::OnceLock<(Vec<Sample>, MemoryStore)> = std::sync::OnceLock::new();
+    TINY.get_or_init(tiny_samples)
+}
+
 fn tiny_samples() -> (Vec<Sample>, MemoryStore) {
     let sim = liverank_sim::Simulation::new(
         liverank_sim::SimConfig::preset(liverank_sim::Preset::Tiny).with_seed(7),
@@ -68,8 +74,9 @@ fn click_auc(evaluation: &liverank_train::Evaluation) -> f64 {
 
 #[test]
 fn training_on_tiny_lowers_the_loss_beats_popularity_and_history_lifts_click_auc() {
-    let (samples, store) = tiny_samples();
-    let (train, eval) = split_samples(samples.clone(), samples, Policy::Realtime, 0.75).unwrap();
+    let (samples, store) = tiny();
+    let (train, eval) =
+        split_samples(samples.clone(), samples.clone(), Policy::Realtime, 0.75).unwrap();
     assert!(
         train.len() > 5_000 && eval.len() > 1_000,
         "{} train, {} eval",
@@ -87,7 +94,7 @@ fn training_on_tiny_lowers_the_loss_beats_popularity_and_history_lifts_click_auc
         ..TrainSettings::default()
     };
     let history = HistorySource {
-        store: &store,
+        store,
         assembler: GsuAssembler::new(config.history_len),
     };
     let run = train_offline(trainer, &settings, &train, Some(&history), |_, _| Ok(())).unwrap();
@@ -112,4 +119,45 @@ fn training_on_tiny_lowers_the_loss_beats_popularity_and_history_lifts_click_auc
         model > blind + 0.03,
         "history sequences did not help: {model} with, {blind} without"
     );
+}
+
+#[test]
+fn pipelined_training_resumed_at_an_epoch_end_continues_exactly() {
+    let (samples, store) = tiny();
+    let (mut train, _) =
+        split_samples(samples.clone(), samples.clone(), Policy::Realtime, 0.75).unwrap();
+    train.truncate(3_000);
+    let config = RankerConfig {
+        hidden: vec![32],
+        ..RankerConfig::default()
+    };
+    let history = HistorySource {
+        store,
+        assembler: GsuAssembler::new(config.history_len),
+    };
+    let settings = |epochs| TrainSettings {
+        epochs,
+        batch_size: 200,
+        pipeline: true,
+        ..TrainSettings::default()
+    };
+    let fresh = || liverank_model::Trainer::new(config.clone(), sample_shape(&config)).unwrap();
+    let straight =
+        train_offline(fresh(), &settings(3), &train, Some(&history), |_, _| Ok(())).unwrap();
+
+    let mut saved = None;
+    let first = train_offline(fresh(), &settings(1), &train, Some(&history), |t, p| {
+        if let Some(t) = t {
+            assert!(p.epoch_end && p.step == 15, "step {}", p.step);
+            saved = Some(t.to_bytes().unwrap());
+        }
+        Ok(())
+    })
+    .unwrap();
+    let resumed = liverank_model::Trainer::from_bytes(&saved.unwrap()).unwrap();
+    let rest = train_offline(resumed, &settings(3), &train, Some(&history), |_, _| Ok(())).unwrap();
+    let mut losses = first.losses;
+    losses.extend(rest.losses);
+    assert_eq!(losses.len(), 45);
+    assert_eq!(losses, straight.losses, "resumed losses differ");
 }

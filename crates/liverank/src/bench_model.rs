@@ -142,6 +142,10 @@ pub fn run(shape: &PeerShape, score_only: bool) -> Result<(), Failure> {
     let mut started = Instant::now();
     let mut step_ms = Vec::with_capacity(steps);
     let mut parts = [0.0f64; 4];
+    let pipelined = shape.threads >= 2 && !score_only;
+    // Pipelined (two or more threads): the embedding store on its own thread, burn on a pool
+    // of the remaining threads; the warm-up steps run sequentially.
+    let steps = if pipelined { shape.warmup } else { steps };
     for s in 0..steps {
         if s == shape.warmup {
             started = Instant::now();
@@ -163,7 +167,28 @@ pub fn run(shape: &PeerShape, score_only: bool) -> Result<(), Failure> {
             }
         }
     }
-    let train_secs = started.elapsed().as_secs_f64();
+    let mut train_secs = started.elapsed().as_secs_f64();
+    if pipelined {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(shape.threads - 1)
+            .build()
+            .map_err(|e| Failure::Runtime(e.into()))?;
+        let timed = (0..shape.steps).map(|s| batches[(shape.warmup + s) % batches.len()].clone());
+        let mut last = Instant::now();
+        started = Instant::now();
+        pool.install(|| {
+            trainer.train_pipelined(timed, |st| {
+                step_ms.push(last.elapsed().as_secs_f64() * 1e3);
+                last = Instant::now();
+                parts[0] += st.gather_s * 1e3 / shape.steps as f64;
+                parts[1] += st.forward_backward_s * 1e3 / shape.steps as f64;
+                parts[3] += st.dense_update_s * 1e3 / shape.steps as f64;
+                Ok(())
+            })
+        })
+        .map_err(|e| Failure::Runtime(e.into()))?;
+        train_secs = started.elapsed().as_secs_f64();
+    }
 
     // Scoring: one user, `candidates` rows with field 0 varied, the same sequence.
     let scorer = trainer.scorer().map_err(|e| Failure::Runtime(e.into()))?;
@@ -207,7 +232,7 @@ pub fn run(shape: &PeerShape, score_only: bool) -> Result<(), Failure> {
         percentile(&lat, 0.99)
     );
     if !score_only {
-        let timed = &step_ms[shape.warmup..];
+        let timed = &step_ms[step_ms.len() - shape.steps..];
         let mut sorted = timed.to_vec();
         sorted.sort_by(f64::total_cmp);
         println!(

@@ -117,6 +117,7 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
         batch_size: args.batch_size.unwrap_or(settings.train.batch_size).max(1),
         train_fraction: args.train_fraction.unwrap_or(settings.train.train_fraction),
         shuffle: settings.train.shuffle,
+        pipeline: settings.train.pipeline,
     };
     if settings.train_fraction <= 0.0 || settings.train_fraction >= 1.0 {
         return Err(Failure::Input(anyhow::anyhow!(
@@ -188,6 +189,15 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
     bar.set_position(trainer.steps());
     let mut smoothed = f32::NAN;
     let run = train_offline(trainer, &settings, &train_rows, history, |trainer, p| {
+        if let Some(trainer) = trainer {
+            // End of an epoch: every update applied, a checkpoint resumes exactly.
+            if let Some(path) = &ckpt {
+                trainer
+                    .save(path)
+                    .map_err(liverank_train::TrainError::Model)?;
+            }
+            return Ok(());
+        }
         smoothed = if smoothed.is_nan() {
             p.loss
         } else {
@@ -195,13 +205,6 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
         };
         bar.set_position(p.step);
         bar.set_message(format!("loss {smoothed:.4}  {:.0} samples/s", p.rows_per_s));
-        if let Some(path) = &ckpt
-            && p.step % per_epoch == 0
-        {
-            trainer
-                .save(path)
-                .map_err(liverank_train::TrainError::Model)?;
-        }
         Ok(())
     })
     .map_err(|e| Failure::Runtime(e.into()))?;

@@ -26,9 +26,10 @@ fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
         String::from_utf8_lossy(&out.stderr)
     );
     for stage in [
-        "1/3 simulate",
-        "2/3 samples",
-        "3/3 train + evaluate",
+        "1/4 simulate",
+        "2/4 samples",
+        "3/4 history",
+        "4/4 train + evaluate",
         "baselines (click AUC)",
     ] {
         assert!(stdout.contains(stage), "missing {stage:?} in:\n{stdout}");
