@@ -26,7 +26,9 @@ use crate::memory::validate_batch;
 use crate::record::{HistoryRecord, RECORD_BYTES};
 use crate::store::{HistoryStore, SharedHistory};
 use liverank_types::{EventTime, UserId};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -76,10 +78,36 @@ impl UserMeta {
 
 /// Durable single-file history store.
 pub struct EmbeddedStore {
-    db: Database,
+    db: Db,
     dir: PathBuf,
     retention: usize,
     cache: Option<Mutex<UserCache>>,
+}
+
+/// Wraps a redb error with the store's directory and what we were doing.
+fn err_at<E: Into<redb::Error>>(dir: &Path, operation: &'static str) -> impl Fn(E) -> HistoryError {
+    let path = dir.to_path_buf();
+    move |e| HistoryError::Embedded {
+        path: path.clone(),
+        operation,
+        source: Box::new(e.into()),
+    }
+}
+
+/// The database, opened for writing (one process) or read-only (any number of readers
+/// while no writer has it open).
+enum Db {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> std::result::Result<ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        }
+    }
 }
 
 /// Decoded histories of recently read users (least recently read evicted). An append
@@ -203,16 +231,75 @@ impl EmbeddedStore {
             path: dir.to_path_buf(),
             source,
         })?;
-        let fail = |operation| {
-            let path = dir.to_path_buf();
-            move |e: redb::Error| HistoryError::Embedded {
-                path,
-                operation,
-                source: Box::new(e),
+        let db = Database::create(dir.join(FILE_NAME)).map_err(err_at(dir, "open"))?;
+        let tx = db.begin_write().map_err(err_at(dir, "open"))?;
+        {
+            tx.open_table(BLOCKS).map_err(err_at(dir, "open"))?;
+            tx.open_table(USERS).map_err(err_at(dir, "open"))?;
+            let mut meta = tx.open_table(META).map_err(err_at(dir, "open"))?;
+            let version = meta
+                .get("format_version")
+                .map_err(err_at(dir, "open"))?
+                .map(|v| v.value());
+            match version {
+                None => {
+                    meta.insert("format_version", EMBEDDED_FORMAT_VERSION)
+                        .map_err(err_at(dir, "open"))?;
+                }
+                Some(EMBEDDED_FORMAT_VERSION) => {}
+                Some(other) => {
+                    return Err(HistoryError::Corrupt {
+                        location: dir.display().to_string(),
+                        reason: format!(
+                            "format version {other}, this build reads {EMBEDDED_FORMAT_VERSION}"
+                        ),
+                    });
+                }
             }
-        };
-        let db = Database::create(dir.join(FILE_NAME)).map_err(|e| fail("open")(e.into()))?;
-        let store = Self {
+        }
+        tx.commit().map_err(err_at(dir, "open"))?;
+        Ok(Self::with_db(Db::Write(db), dir, config))
+    }
+
+    /// Opens an existing store for reading only: any number of processes may read it at
+    /// once (training runs, queries), but not while a writer has it open, and appends are
+    /// refused. A store left by a killed writer must be opened for writing once first
+    /// (redb repairs it then).
+    pub fn open_read_only(dir: &Path, config: &HistoryConfig) -> Result<Self> {
+        config.validate()?;
+        let file = dir.join(FILE_NAME);
+        if !file.exists() {
+            return Err(HistoryError::Io {
+                path: file,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no history store here (build one with `liverank history build`)",
+                ),
+            });
+        }
+        let db = ReadOnlyDatabase::open(&file).map_err(err_at(dir, "open read-only"))?;
+        let store = Self::with_db(Db::Read(db), dir, config);
+        let tx = store.db.begin_read().map_err(store.err("open"))?;
+        let meta = tx.open_table(META).map_err(store.err("open"))?;
+        let version = meta
+            .get("format_version")
+            .map_err(store.err("open"))?
+            .map(|v| v.value());
+        if version != Some(EMBEDDED_FORMAT_VERSION) {
+            return Err(HistoryError::Corrupt {
+                location: store.dir.display().to_string(),
+                reason: format!(
+                    "format version {version:?}, this build reads {EMBEDDED_FORMAT_VERSION}"
+                ),
+            });
+        }
+        drop(meta);
+        drop(tx);
+        Ok(store)
+    }
+
+    fn with_db(db: Db, dir: &Path, config: &HistoryConfig) -> Self {
+        Self {
             db,
             dir: dir.to_path_buf(),
             retention: config.retention,
@@ -224,43 +311,11 @@ impl EmbeddedStore {
                     entries: HashMap::new(),
                 })
             }),
-        };
-        let tx = store.db.begin_write().map_err(store.err("open"))?;
-        {
-            tx.open_table(BLOCKS).map_err(store.err("open"))?;
-            tx.open_table(USERS).map_err(store.err("open"))?;
-            let mut meta = tx.open_table(META).map_err(store.err("open"))?;
-            let version = meta
-                .get("format_version")
-                .map_err(store.err("open"))?
-                .map(|v| v.value());
-            match version {
-                None => {
-                    meta.insert("format_version", EMBEDDED_FORMAT_VERSION)
-                        .map_err(store.err("open"))?;
-                }
-                Some(EMBEDDED_FORMAT_VERSION) => {}
-                Some(other) => {
-                    return Err(HistoryError::Corrupt {
-                        location: store.dir.display().to_string(),
-                        reason: format!(
-                            "format version {other}, this build reads {EMBEDDED_FORMAT_VERSION}"
-                        ),
-                    });
-                }
-            }
         }
-        tx.commit().map_err(store.err("open"))?;
-        Ok(store)
     }
 
     fn err<E: Into<redb::Error>>(&self, operation: &'static str) -> impl Fn(E) -> HistoryError {
-        let path = self.dir.clone();
-        move |e| HistoryError::Embedded {
-            path: path.clone(),
-            operation,
-            source: Box::new(e.into()),
-        }
+        err_at(&self.dir, operation)
     }
 
     fn corrupt(&self, user: u64, block: u64, reason: String) -> HistoryError {
@@ -354,7 +409,12 @@ impl HistoryStore for EmbeddedStore {
         for (user, record) in batch {
             groups.entry(user.0).or_default().push(*record);
         }
-        let tx = self.db.begin_write().map_err(self.err("append"))?;
+        let Db::Write(db) = &self.db else {
+            return Err(HistoryError::ReadOnly {
+                path: self.dir.clone(),
+            });
+        };
+        let tx = db.begin_write().map_err(self.err("append"))?;
         {
             let mut blocks = tx.open_table(BLOCKS).map_err(self.err("append"))?;
             let mut users = tx.open_table(USERS).map_err(self.err("append"))?;
@@ -600,6 +660,39 @@ mod tests {
     }
 
     #[test]
+    fn read_only_opens_share_the_store_and_refuse_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = HistoryConfig::new(10);
+        let missing = EmbeddedStore::open_read_only(dir.path(), &config).unwrap_err();
+        assert!(
+            missing.to_string().contains("no history store"),
+            "{missing}"
+        );
+        {
+            let writer = EmbeddedStore::open(dir.path(), &config).unwrap();
+            writer
+                .append(&[(UserId(1), record(1, 7)), (UserId(1), record(2, 8))])
+                .unwrap();
+            // A writer holds the file: readers wait for it to close.
+            assert!(EmbeddedStore::open_read_only(dir.path(), &config).is_err());
+        }
+        let a = EmbeddedStore::open_read_only(dir.path(), &config).unwrap();
+        let b = EmbeddedStore::open_read_only(dir.path(), &config).unwrap();
+        for reader in [&a, &b] {
+            let items: Vec<u64> = reader
+                .visible(UserId(1), EventTime(i64::MAX))
+                .unwrap()
+                .iter()
+                .map(|r| r.item)
+                .collect();
+            assert_eq!(items, [7, 8]);
+        }
+        let err = a.append(&[(UserId(1), record(3, 9))]).unwrap_err();
+        assert!(matches!(err, HistoryError::ReadOnly { .. }), "{err}");
+        assert_eq!(b.count(UserId(1)).unwrap(), 2);
+    }
+
+    #[test]
     fn embedded_cache_is_invalidated_by_appends_and_evicts_the_least_recent() {
         let dir = tempfile::tempdir().unwrap();
         let store =
@@ -645,7 +738,10 @@ mod tests {
         let config = HistoryConfig::new(10).with_cache_users(0);
         let store = EmbeddedStore::open(dir.path(), &config).unwrap();
         store.append(&[(UserId(3), record(5, 1))]).unwrap();
-        let tx = store.db.begin_write().unwrap();
+        let Db::Write(db) = &store.db else {
+            unreachable!("opened for writing")
+        };
+        let tx = db.begin_write().unwrap();
         {
             let mut blocks = tx.open_table(BLOCKS).unwrap();
             let mut value = blocks.get((3, 0)).unwrap().unwrap().value().to_vec();

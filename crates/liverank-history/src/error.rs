@@ -49,6 +49,12 @@ pub enum HistoryError {
         /// The database's error.
         source: Box<redb::Error>,
     },
+    /// An append to a store opened read-only.
+    #[error("embedded history store {}: opened read-only, cannot append", path.display())]
+    ReadOnly {
+        /// The store's directory.
+        path: PathBuf,
+    },
     /// Creating the store's directory failed.
     #[error("embedded history store {}: {source}", path.display())]
     Io {
@@ -98,7 +104,8 @@ impl HistoryError {
         match self {
             HistoryError::Invalid { .. }
             | HistoryError::Config { .. }
-            | HistoryError::Dimension { .. } => ErrorClass::BadInput,
+            | HistoryError::Dimension { .. }
+            | HistoryError::ReadOnly { .. } => ErrorClass::BadInput,
             HistoryError::Embedded { source, .. } => match source.as_ref() {
                 redb::Error::Corrupted(_) | redb::Error::UpgradeRequired(_) => ErrorClass::Corrupt,
                 _ => ErrorClass::External,

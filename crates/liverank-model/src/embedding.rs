@@ -459,6 +459,36 @@ impl EmbeddingStore {
         let d = self.config.dim;
         out.clear();
         out.resize(keys.len() * d, 0.0);
+        self.gather_into(keys, out);
+    }
+
+    /// [`EmbeddingStore::gather`] for batches whose rows repeat each other, as a serving
+    /// request does (one user's fields and sequences beside many candidates): `keys` is rows
+    /// of `stride` keys, and a key equal to the one a row above at the same position copies
+    /// that row's values instead of probing the table again. Same result as `gather`.
+    pub fn gather_repeating(&self, keys: &[u64], stride: usize, out: &mut Vec<f32>) {
+        let d = self.config.dim;
+        if stride == 0 || d == 0 || keys.len() <= stride {
+            return self.gather(keys, out);
+        }
+        out.clear();
+        out.resize(keys.len() * d, 0.0);
+        let (first, _) = out.split_at_mut(stride * d);
+        self.gather_into(&keys[..stride], first);
+        for i in stride..keys.len() {
+            let (done, rest) = out.split_at_mut(i * d);
+            let dst = &mut rest[..d];
+            if keys[i] == keys[i - stride] {
+                dst.copy_from_slice(&done[(i - stride) * d..][..d]);
+            } else if let Some(&row) = self.rows.get(&keys[i]) {
+                let base = row as usize * self.stride;
+                dst.copy_from_slice(&self.data[base..base + d]);
+            }
+        }
+    }
+
+    fn gather_into(&self, keys: &[u64], out: &mut [f32]) {
+        let d = self.config.dim;
         let mut chunk_rows = [NO_ROW; CHUNK];
         for (chunk, out_chunk) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK * d.max(1))) {
             for (row, key) in chunk_rows.iter_mut().zip(chunk) {

@@ -402,15 +402,18 @@ impl Scorer {
         let d = self.config.embedding_dim;
         let s = batch.seq_subkeys.max(1);
         let b = batch.batch;
+        // A request repeats the user's keys on every candidate row: copy, don't probe.
         let mut field_rows = Vec::new();
-        self.store.gather(&batch.fields, &mut field_rows);
+        self.store
+            .gather_repeating(&batch.fields, batch.field_count, &mut field_rows);
         let fields: Tensor<3> = Tensor::from_data(
             TensorData::new(field_rows, [b, batch.field_count, d]),
             &self.device,
         );
         let (seq, seq_mask_bias) = if batch.seq_len > 0 {
             let mut seq_rows = Vec::new();
-            self.store.gather(&batch.seq_keys, &mut seq_rows);
+            self.store
+                .gather_repeating(&batch.seq_keys, batch.seq_len * s, &mut seq_rows);
             for (i, chunk) in seq_rows.chunks_exact_mut(d).enumerate() {
                 if !batch.seq_mask[i / s] {
                     chunk.fill(0.0);

@@ -316,4 +316,21 @@ proptest! {
             }
         }
     }
+
+    /// The serving gather that copies repeated rows equals the plain gather, unknown keys
+    /// (zeros) and any stride included.
+    #[test]
+    fn gather_repeating_equals_gather(
+        known in proptest::collection::vec(0u64..6, 0..10),
+        keys in proptest::collection::vec(0u64..8, 0..60),
+        stride in 0usize..8,
+    ) {
+        let adagrad = RowOptimizer::Adagrad { lr: 0.05, initial_accumulator: 0.1, eps: 1e-10 };
+        let mut store = EmbeddingStore::new(EmbeddingConfig { dim: 3, ..config(adagrad) });
+        store.lookup(&known, 0, true, &mut Vec::new());
+        let (mut plain, mut repeating) = (Vec::new(), Vec::new());
+        store.gather(&keys, &mut plain);
+        store.gather_repeating(&keys, stride, &mut repeating);
+        prop_assert_eq!(plain, repeating);
+    }
 }

@@ -163,7 +163,13 @@ pub fn run(settings: &Settings, args: HistoryArgs) -> Result<(), Failure> {
             domain,
         } => {
             let config = store.config(settings);
-            let store = open(&config)?;
+            // Read-only, so a query works beside running trainings (not beside a build).
+            let store: Box<dyn HistoryStore> = match config.backend {
+                BackendKind::Embedded => {
+                    Box::new(EmbeddedStore::open_read_only(&config.path, &config).map_err(runtime)?)
+                }
+                BackendKind::Redis => open(&config)?,
+            };
             let before = EventTime(before_ts.unwrap_or(i64::MAX));
             let user = UserId(user);
             let records = store.latest(user, domain, before, limit).map_err(runtime)?;

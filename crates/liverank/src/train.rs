@@ -158,7 +158,11 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
                 cache_users: 1 << 20,
                 ..history_settings.clone()
             };
-            Some(EmbeddedStore::open(dir, &history_config).input_err("opening --history")?)
+            // Read-only: several trainings (seeds, policies) can share one store.
+            Some(
+                EmbeddedStore::open_read_only(dir, &history_config)
+                    .input_err("opening --history")?,
+            )
         }
         None => {
             if !config.history_sequences.is_empty() && !args.quiet {
