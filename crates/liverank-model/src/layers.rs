@@ -85,10 +85,16 @@ impl Mlp {
 pub fn target_attention(query: Tensor<2>, items: Tensor<3>, mask_bias: Tensor<3>) -> Tensor<2> {
     let [b, d] = query.dims();
     let scale = 1.0 / (d as f64).sqrt();
+    // Broadcast products and sums instead of B batched (1×D)·(D×L) matmuls: the matrices
+    // are tiny and a batched matmul's per-batch setup dominates them.
     let q = query.unsqueeze_dim::<3>(1);
-    let scores = q.matmul(items.clone().swap_dims(1, 2)).mul_scalar(scale) + mask_bias;
+    let scores = (items.clone() * q)
+        .sum_dim(2)
+        .swap_dims(1, 2)
+        .mul_scalar(scale)
+        + mask_bias;
     let weights = softmax(scores, 2);
-    weights.matmul(items).reshape([b, d])
+    (items * weights.swap_dims(1, 2)).sum_dim(1).reshape([b, d])
 }
 
 /// Weighted sum of expert outputs by a softmax gate: `gate_logits [B, E]`, `experts [B, E, X]`.

@@ -1,7 +1,8 @@
 //! The dense network of the ranker: embeddings in, one logit per task out.
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::RankerConfig;
 use crate::layers::{Mlp, Tower, Trunk, target_attention};
@@ -177,6 +178,64 @@ impl RankerNet {
 
     /// `[B, T]` logits.
     pub fn forward(&self, inputs: NetInputs) -> Tensor<2> {
+        let x = self.bottom_input(inputs);
+        self.heads(self.bottom.forward(x))
+    }
+
+    /// [`RankerNet::forward`] for a batch whose rows share some fields, as a serving request
+    /// does (one user's fields beside many candidates): the first bottom layer's product
+    /// with the shared fields' columns is computed once, from row 0, instead of once per
+    /// row. `shared_fields[j]`: every row holds the same values in field j. Same result up
+    /// to float rounding.
+    pub fn forward_shared(&self, inputs: NetInputs, shared_fields: &[bool]) -> Tensor<2> {
+        let [b, f, d] = inputs.fields.dims();
+        let Some((first, rest_layers)) = self.bottom.layers.split_first() else {
+            return self.forward(inputs);
+        };
+        if b < 2 || shared_fields.len() != f || !shared_fields.iter().any(|&s| s) {
+            return self.forward(inputs);
+        }
+        let x = self.bottom_input(inputs);
+        let d_in = x.dims()[1];
+        let shared = |c: usize| c < f * d && shared_fields[c / d];
+        let (shared_cols, other_cols): (Vec<usize>, Vec<usize>) =
+            (0..d_in).partition(|&c| shared(c));
+        let device = x.device();
+        let index = |cols: &[usize]| {
+            let v: Vec<i64> = cols.iter().map(|&c| c as i64).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(v, [cols.len()]), &device)
+        };
+        let (shared_index, other_index) = (index(&shared_cols), index(&other_cols));
+        let w = first.weight.val();
+        let once = x
+            .clone()
+            .narrow(0, 0, 1)
+            .select(1, shared_index.clone())
+            .matmul(w.clone().select(0, shared_index));
+        let per_row = x
+            .select(1, other_index.clone())
+            .matmul(w.select(0, other_index));
+        let mut h = relu(per_row + once + first.bias.val().unsqueeze::<2>());
+        for layer in rest_layers {
+            h = relu(layer.forward(h));
+        }
+        self.heads(h)
+    }
+
+    /// Trunk and towers over the bottom's output: `[B, T]` logits.
+    fn heads(&self, h: Tensor<2>) -> Tensor<2> {
+        let per_task = self.trunk.forward(h, self.towers.len());
+        let logits: Vec<Tensor<2>> = self
+            .towers
+            .iter()
+            .zip(per_task)
+            .map(|(tower, x)| tower.forward(x))
+            .collect();
+        Tensor::cat(logits, 1)
+    }
+
+    /// The bottom's input `[fields ⊕ one attention output per group ⊕ dense]`.
+    fn bottom_input(&self, inputs: NetInputs) -> Tensor<2> {
         let [b, f, d] = inputs.fields.dims();
         let groups = self.groups.as_slice();
         let mut parts = Vec::with_capacity(2 + groups.len());
@@ -214,20 +273,11 @@ impl RankerNet {
         if let Some(dense) = inputs.dense {
             parts.push(dense);
         }
-        let x = if parts.len() == 1 {
+        if parts.len() == 1 {
             parts.remove(0)
         } else {
             Tensor::cat(parts, 1)
-        };
-        let h = self.bottom.forward(x);
-        let per_task = self.trunk.forward(h, self.towers.len());
-        let logits: Vec<Tensor<2>> = self
-            .towers
-            .iter()
-            .zip(per_task)
-            .map(|(tower, x)| tower.forward(x))
-            .collect();
-        Tensor::cat(logits, 1)
+        }
     }
 }
 
@@ -328,5 +378,49 @@ mod tests {
             other.iter().zip(&got).any(|(o, g)| (o - g).abs() > 1e-4),
             "query field ignored"
         );
+    }
+
+    /// A request batch: every row shares fields 1 and 2 (the user) and differs in field 0
+    /// (the candidate). Computing the shared fields' first-layer product once gives the
+    /// plain forward's logits.
+    #[test]
+    fn shared_fields_forward_equals_the_plain_forward() {
+        let (b, f, l, d, dense) = (6, 3, 4, 4, 2);
+        let config = RankerConfig {
+            embedding_dim: d,
+            hidden: vec![8, 4],
+            tower_hidden: vec![],
+            ..RankerConfig::default()
+        };
+        let shape = InputShape {
+            fields: f,
+            seq_len: l,
+            seq_subkeys: 1,
+            dense,
+            groups: SeqGroups::single(l),
+        };
+        let device = Device::flex();
+        let net = RankerNet::new(&config, shape, &device);
+        let mut rng = SplitMix64::new(9);
+        let user: Vec<f32> = (0..2 * d).map(|_| rng.uniform(1.0)).collect();
+        let mut fields = Vec::new();
+        for _ in 0..b {
+            fields.extend((0..d).map(|_| rng.uniform(1.0)));
+            fields.extend_from_slice(&user);
+        }
+        let inputs = NetInputs {
+            fields: Tensor::from_data(TensorData::new(fields, [b, f, d]), &device),
+            seq: Some(tensor(&mut rng, [b, l, 1, d])),
+            seq_mask_bias: Some(Tensor::zeros([b, 1, l], &device)),
+            dense: Some(tensor(&mut rng, [b, dense])),
+        };
+        let plain = values(net.forward(inputs.clone()));
+        for shared in [[false, true, true], [false, true, false], [false; 3]] {
+            let got = values(net.forward_shared(inputs.clone(), &shared));
+            assert_eq!(got.len(), plain.len());
+            for (g, p) in got.iter().zip(&plain) {
+                assert!((g - p).abs() < 1e-5, "{shared:?}: {got:?} vs {plain:?}");
+            }
+        }
     }
 }

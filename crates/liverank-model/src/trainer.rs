@@ -246,56 +246,43 @@ impl Trainer {
             let (to_net, from_sparse) = std::sync::mpsc::sync_channel::<Gathered>(1);
             let (to_sparse, from_net) = std::sync::mpsc::sync_channel::<Update>(1);
             let sparse = scope.spawn(move || -> Result<f64> {
-                let mut spare_rows = vec![std::mem::take(rows_buffer)];
-                let mut slot_grads = std::mem::take(grads_buffer);
-                let (mut in_flight, mut next_now, mut applied) = (0usize, first_step, first_step);
-                let mut update_s = 0.0;
+                let mut side = SparseSide {
+                    d,
+                    ttl,
+                    applied: first_step,
+                    spare_rows: vec![std::mem::take(rows_buffer)],
+                    slot_grads: std::mem::take(grads_buffer),
+                    update_s: 0.0,
+                };
+                let (mut in_flight, mut next_now) = (0usize, first_step);
                 for batch in batches {
                     check_batch(config, shape, &batch)?;
                     let clock = std::time::Instant::now();
-                    let mut rows = spare_rows.pop().unwrap_or_default();
+                    let mut rows = side.spare_rows.pop().unwrap_or_default();
                     let lookup = gather_rows(store, &batch, next_now, true, &mut rows);
                     next_now += 1;
                     let gathered = lookup_rows(lookup, rows);
                     let values = input_values(d, &batch, &gathered);
                     let gather_s = clock.elapsed().as_secs_f64();
                     if to_net.send((batch, gathered, values, gather_s)).is_err() {
-                        return Ok(update_s); // the network side stopped: its error wins
+                        return Ok(side.update_s); // the network side stopped: its error wins
                     }
                     in_flight += 1;
+                    // Batch i+1 is gathered; now update i lands.
                     if in_flight == 2 {
-                        let Ok(update) = from_net.recv() else {
-                            return Ok(update_s);
-                        };
-                        update_s += apply_update(
-                            store,
-                            d,
-                            update,
-                            &mut applied,
-                            ttl,
-                            &mut spare_rows,
-                            &mut slot_grads,
-                        )?;
+                        if !side.apply_next(store, &from_net)? {
+                            return Ok(side.update_s);
+                        }
                         in_flight -= 1;
                     }
                 }
                 drop(to_net);
-                while in_flight > 0 {
-                    let Ok(update) = from_net.recv() else {
-                        return Ok(update_s);
-                    };
-                    update_s += apply_update(
-                        store,
-                        d,
-                        update,
-                        &mut applied,
-                        ttl,
-                        &mut spare_rows,
-                        &mut slot_grads,
-                    )?;
-                    in_flight -= 1;
+                for _ in 0..in_flight {
+                    if !side.apply_next(store, &from_net)? {
+                        break;
+                    }
                 }
-                Ok(update_s)
+                Ok(side.update_s)
             });
             let mut taken = 0u64;
             let network = (|| -> Result<()> {
@@ -444,12 +431,21 @@ impl Scorer {
                 &self.device,
             )
         });
-        let logits = self.net.forward(NetInputs {
-            fields,
-            seq,
-            seq_mask_bias,
-            dense,
-        });
+        // Fields every row shares (the user's, in a request): their part of the first layer
+        // is computed once.
+        let f = batch.field_count;
+        let shared: Vec<bool> = (0..f)
+            .map(|j| (1..b).all(|r| batch.fields[r * f + j] == batch.fields[j]))
+            .collect();
+        let logits = self.net.forward_shared(
+            NetInputs {
+                fields,
+                seq,
+                seq_mask_bias,
+                dense,
+            },
+            &shared,
+        );
         to_vec(burn::tensor::activation::sigmoid(logits).into_data())
     }
 }
@@ -457,28 +453,41 @@ impl Scorer {
 /// A step's batch, rows and leaf gradients, on their way back to the store.
 type Update = (FeatureBatch, GatheredRows, LeafGradients);
 
-/// Applies one step's sparse update (gradients summed per id) and the eviction after it;
-/// returns its seconds.
-fn apply_update(
-    store: &mut EmbeddingStore,
+/// The embedding thread's state between steps of a pipelined run.
+struct SparseSide {
     d: usize,
-    (batch, gathered, leaves): Update,
-    applied: &mut u64,
     ttl: u64,
-    spare_rows: &mut Vec<Vec<f32>>,
-    slot_grads: &mut Vec<f32>,
-) -> Result<f64> {
-    let clock = std::time::Instant::now();
-    scatter_slot_gradients(d, &batch, &gathered, &leaves, slot_grads);
-    store
-        .apply_gradients(&gathered.lookup, slot_grads)
-        .map_err(|e| ModelError::Embedding(e.to_string()))?;
-    *applied += 1;
-    if ttl > 0 {
-        store.evict_expired(*applied);
+    /// Updates applied so far (the eviction clock).
+    applied: u64,
+    spare_rows: Vec<Vec<f32>>,
+    slot_grads: Vec<f32>,
+    update_s: f64,
+}
+
+impl SparseSide {
+    /// Waits for the oldest step's gradients and applies its sparse update (summed per
+    /// id) and the eviction after it; `false` when the network side has stopped.
+    fn apply_next(
+        &mut self,
+        store: &mut EmbeddingStore,
+        from_net: &std::sync::mpsc::Receiver<Update>,
+    ) -> Result<bool> {
+        let Ok((batch, gathered, leaves)) = from_net.recv() else {
+            return Ok(false);
+        };
+        let clock = std::time::Instant::now();
+        scatter_slot_gradients(self.d, &batch, &gathered, &leaves, &mut self.slot_grads);
+        store
+            .apply_gradients(&gathered.lookup, &self.slot_grads)
+            .map_err(|e| ModelError::Embedding(e.to_string()))?;
+        self.applied += 1;
+        if self.ttl > 0 {
+            store.evict_expired(self.applied);
+        }
+        self.spare_rows.push(gathered.rows);
+        self.update_s += clock.elapsed().as_secs_f64();
+        Ok(true)
     }
-    spare_rows.push(gathered.rows);
-    Ok(clock.elapsed().as_secs_f64())
 }
 
 /// Looks up every key of a batch (fields, then the valid sequence sub-keys) into `rows`.
