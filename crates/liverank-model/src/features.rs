@@ -156,6 +156,30 @@ impl FeatureBatch {
         self.users.clear();
     }
 
+    /// Rows `start..end` as a batch of their own (same shape).
+    pub fn rows(&self, start: usize, end: usize) -> Self {
+        let end = end.min(self.batch);
+        let start = start.min(end);
+        let per = |n: usize| start * n..end * n;
+        let positions = self.seq_len * self.seq_subkeys;
+        Self {
+            batch: end - start,
+            field_count: self.field_count,
+            fields: self.fields[per(self.field_count)].to_vec(),
+            seq_len: self.seq_len,
+            seq_subkeys: self.seq_subkeys,
+            seq_keys: self.seq_keys[per(positions)].to_vec(),
+            seq_mask: self.seq_mask[per(self.seq_len)].to_vec(),
+            dense_dim: self.dense_dim,
+            dense: self.dense[per(self.dense_dim)].to_vec(),
+            tasks: self.tasks,
+            labels: self.labels[per(self.tasks)].to_vec(),
+            mask: self.mask[per(self.tasks)].to_vec(),
+            slow: self.slow[per(1)].to_vec(),
+            users: self.users[per(1)].to_vec(),
+        }
+    }
+
     /// Checks every vector has the length the shape implies.
     pub fn check(&self) -> Result<(), String> {
         let b = self.batch;

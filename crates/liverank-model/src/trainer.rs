@@ -383,6 +383,33 @@ impl Scorer {
         &self.config
     }
 
+    /// [`Scorer::predict`] with the rows split over `threads` threads (one request's
+    /// candidates scored in parallel); the same probabilities in the same order.
+    pub fn predict_parallel(&self, batch: &FeatureBatch, threads: usize) -> Result<Vec<f32>> {
+        let parts = threads.clamp(1, batch.batch.max(1));
+        if parts == 1 {
+            return self.predict(batch);
+        }
+        batch.check().map_err(ModelError::Shape)?;
+        let per = batch.batch.div_ceil(parts);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..parts)
+                .map(|p| {
+                    let rows = batch.rows(p * per, (p + 1) * per);
+                    scope.spawn(move || self.predict(&rows))
+                })
+                .collect();
+            let mut out = Vec::with_capacity(batch.batch * batch.tasks);
+            for h in handles {
+                let part = h
+                    .join()
+                    .map_err(|_| ModelError::Shape("a scoring thread panicked".into()))??;
+                out.extend(part);
+            }
+            Ok(out)
+        })
+    }
+
     /// Probabilities, row-major `[B, T]` in `config.tasks` order.
     pub fn predict(&self, batch: &FeatureBatch) -> Result<Vec<f32>> {
         batch.check().map_err(ModelError::Shape)?;

@@ -307,3 +307,27 @@ fn pipelined_training_reads_one_update_stale_and_is_deterministic() {
         .unwrap_err();
     assert!(err.to_string().contains("stop"), "{err}");
 }
+
+#[test]
+fn parallel_scoring_returns_the_rows_in_order() {
+    let mut trainer = Trainer::new(config(TrunkKind::Cgc), SHAPE).unwrap();
+    let mut rng = SplitMix64::new(21);
+    for _ in 0..20 {
+        trainer.train_step(&batch(&mut rng, 32)).unwrap();
+    }
+    let scorer = trainer.scorer().unwrap();
+    let b = batch(&mut rng, 37);
+    let whole = scorer.predict(&b).unwrap();
+    for threads in [1, 2, 3, 8, 64] {
+        let split = scorer.predict_parallel(&b, threads).unwrap();
+        assert_eq!(split.len(), whole.len());
+        for (s, w) in split.iter().zip(&whole) {
+            assert!((s - w).abs() < 1e-6, "{threads} threads: {s} vs {w}");
+        }
+    }
+    // Row slices keep every column aligned.
+    let tail = b.rows(30, 37);
+    tail.check().unwrap();
+    assert_eq!(tail.fields, b.fields[30 * SHAPE.fields..]);
+    assert_eq!(scorer.predict(&tail).unwrap(), whole[30 * 2..]);
+}

@@ -216,7 +216,7 @@ pub fn run(shape: &PeerShape, score_only: bool) -> Result<(), Failure> {
         let t = Instant::now();
         std::hint::black_box(
             scorer
-                .predict(&req)
+                .predict_parallel(&req, shape.threads)
                 .map_err(|e| Failure::Runtime(e.into()))?,
         );
         if k >= 20 {
