@@ -14,6 +14,12 @@ mod simulate;
 mod train;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc instead of glibc's malloc: burn allocates and frees tensors of megabytes in
+/// every op, which glibc serves with fresh mmaps (page faults, zeroed pages) and returns
+/// with munmaps; mimalloc keeps the memory (docs/decisions.md §26).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
