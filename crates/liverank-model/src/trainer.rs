@@ -392,22 +392,22 @@ impl Scorer {
         }
         batch.check().map_err(ModelError::Shape)?;
         let per = batch.batch.div_ceil(parts);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..parts)
-                .map(|p| {
-                    let rows = batch.rows(p * per, (p + 1) * per);
-                    scope.spawn(move || self.predict(&rows))
-                })
-                .collect();
-            let mut out = Vec::with_capacity(batch.batch * batch.tasks);
-            for h in handles {
-                let part = h
-                    .join()
-                    .map_err(|_| ModelError::Shape("a scoring thread panicked".into()))??;
-                out.extend(part);
+        // On the rayon pool burn already runs on: its threads (and their allocator
+        // caches) persist between requests, where fresh threads would start cold.
+        let mut parts_out: Vec<Option<Result<Vec<f32>>>> = (0..parts).map(|_| None).collect();
+        rayon::scope(|scope| {
+            for (p, slot) in parts_out.iter_mut().enumerate() {
+                let rows = batch.rows(p * per, (p + 1) * per);
+                scope.spawn(move |_| *slot = Some(self.predict(&rows)));
             }
-            Ok(out)
-        })
+        });
+        let mut out = Vec::with_capacity(batch.batch * batch.tasks);
+        for part in parts_out {
+            let part =
+                part.ok_or_else(|| ModelError::Shape("a scoring part did not run".into()))??;
+            out.extend(part);
+        }
+        Ok(out)
     }
 
     /// Probabilities, row-major `[B, T]` in `config.tasks` order.
