@@ -71,6 +71,10 @@ pub struct SparseConfig {
     pub keep_floor: usize,
     /// New rows start uniform in ±`init_scale`.
     pub init_scale: f32,
+    /// Rows to allocate up front (0 = grow on demand). A growing table doubles by copying
+    /// every row into fresh pages, a pause of tens of milliseconds at a million rows; size
+    /// this to the ids a day brings.
+    pub reserve_rows: usize,
 }
 
 impl Default for SparseConfig {
@@ -85,6 +89,7 @@ impl Default for SparseConfig {
             ttl_steps: 0,
             keep_floor: 100_000,
             init_scale: 0.05,
+            reserve_rows: 0,
         }
     }
 }

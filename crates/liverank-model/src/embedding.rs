@@ -341,6 +341,19 @@ impl EmbeddingStore {
         }
     }
 
+    /// Allocates room for `rows` more rows, so that admitting them copies nothing, and
+    /// touches it, so that the kernel maps (and zeroes) its pages now rather than during
+    /// the steps that admit those rows.
+    pub fn reserve(&mut self, rows: usize) {
+        self.data.reserve(rows * self.stride);
+        for x in self.data.spare_capacity_mut() {
+            x.write(0.0);
+        }
+        self.meta.reserve(rows);
+        self.keys.reserve(rows);
+        self.rows.reserve(rows);
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EmbeddingConfig {
         &self.config

@@ -97,18 +97,72 @@ pub fn target_attention(query: Tensor<2>, items: Tensor<3>, mask_bias: Tensor<3>
     (items * weights.swap_dims(1, 2)).sum_dim(1).reshape([b, d])
 }
 
+/// [`target_attention`] when every row attends over the same sequence (a serving
+/// request: one user's history beside many candidates): `query [B, D]`, `items [L, D]`,
+/// `mask_bias [1, L]` → `[B, D]`. Two small matmuls against the one sequence instead of
+/// B copies of it; the same values as `target_attention` over B copies.
+pub fn shared_target_attention(
+    query: Tensor<2>,
+    items: Tensor<2>,
+    mask_bias: Tensor<2>,
+) -> Tensor<2> {
+    let [_, d] = query.dims();
+    let scale = 1.0 / (d as f64).sqrt();
+    let scores = query.matmul(items.clone().transpose()).mul_scalar(scale) + mask_bias;
+    softmax(scores, 1).matmul(items)
+}
+
 /// Weighted sum of expert outputs by a softmax gate: `gate_logits [B, E]`, `experts [B, E, X]`.
 fn mix(gate_logits: Tensor<2>, experts: &Tensor<3>) -> Tensor<2> {
-    let [b, _, x] = experts.dims();
-    let gate = softmax(gate_logits, 1).unsqueeze_dim::<3>(1);
-    gate.matmul(experts.clone()).reshape([b, x])
+    let [b, e, x] = experts.dims();
+    // A broadcast product and a sum rather than B batched (1×E)·(E×X) matmuls, whose
+    // per-matrix setup dominates matrices this small.
+    let gate = softmax(gate_logits, 1).reshape([b, e, 1]);
+    (experts.clone() * gate).sum_dim(1).reshape([b, x])
+}
+
+/// Several layers over the same input as one matmul: `[B, Σ d_out]`, their outputs side by
+/// side in layer order. Same values as applying each; one pass over the input.
+fn dense_fused(layers: &[&Dense], input: &Tensor<2>) -> Tensor<2> {
+    match layers {
+        [one] => one.forward(input.clone()),
+        _ => {
+            let w = Tensor::cat(layers.iter().map(|l| l.weight.val()).collect(), 1);
+            let bias = Tensor::cat(layers.iter().map(|l| l.bias.val()).collect(), 0);
+            input.clone().matmul(w) + bias.unsqueeze::<2>()
+        }
+    }
+}
+
+/// Splits `[B, Σ widths]` back into one `[B, width]` per layer.
+fn split_columns(out: Tensor<2>, layers: &[&Dense]) -> Vec<Tensor<2>> {
+    let mut at = 0;
+    layers
+        .iter()
+        .map(|l| {
+            let n = l.bias.dims()[0];
+            let part = out.clone().narrow(1, at, n);
+            at += n;
+            part
+        })
+        .collect()
+}
+
+/// Equal-width experts (ReLU) over one input, stacked `[B, E, X]`: one matmul, and the
+/// stack is a reshape of its expert-major columns.
+fn stacked_experts(experts: &[Dense], input: &Tensor<2>) -> Tensor<3> {
+    let [b, _] = input.dims();
+    let layers: Vec<&Dense> = experts.iter().collect();
+    let x = experts.first().map_or(0, |e| e.bias.dims()[0]);
+    relu(dense_fused(&layers, input)).reshape([b, experts.len(), x])
 }
 
 fn run_experts(experts: &[Dense], input: &Tensor<2>) -> Vec<Tensor<2>> {
-    experts
-        .iter()
-        .map(|e| relu(e.forward(input.clone())))
-        .collect()
+    if experts.is_empty() {
+        return Vec::new();
+    }
+    let layers: Vec<&Dense> = experts.iter().collect();
+    split_columns(relu(dense_fused(&layers, input)), &layers)
 }
 
 /// Multi-gate mixture of experts (Ma et al. 2018): shared experts, a softmax gate per task.
@@ -142,10 +196,11 @@ impl Mmoe {
 
     /// One `[B, expert_hidden]` mixture per task.
     pub fn forward(&self, h: Tensor<2>) -> Vec<Tensor<2>> {
-        let stacked: Tensor<3> = Tensor::stack(run_experts(&self.experts, &h), 1);
-        self.gates
-            .iter()
-            .map(|g| mix(g.forward(h.clone()), &stacked))
+        let stacked = stacked_experts(&self.experts, &h);
+        let gates: Vec<&Dense> = self.gates.iter().collect();
+        split_columns(dense_fused(&gates, &h), &gates)
+            .into_iter()
+            .map(|logits| mix(logits, &stacked))
             .collect()
     }
 }

@@ -5,7 +5,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::RankerConfig;
-use crate::layers::{Mlp, Tower, Trunk, target_attention};
+use crate::layers::{Mlp, Tower, Trunk, shared_target_attention, target_attention};
 use crate::rng::SplitMix64;
 
 /// Most sequence groups a model can have (the product sequence and the five GSUs fit).
@@ -126,12 +126,17 @@ impl InputShape {
 pub struct NetInputs {
     /// `[B, F, D]` field embeddings.
     pub fields: Tensor<3>,
-    /// `[B, L, S, D]` sequence sub-key embeddings, when the model has a sequence group.
+    /// `[B, L, S, D]` sequence sub-key embeddings, when the model has a sequence group;
+    /// `[1, L, S, D]` when every row has the same sequences (see [`NetInputs::shared_groups`]).
     pub seq: Option<Tensor<4>>,
-    /// `[B, 1, L]`: 0 on items, a large negative number on padding.
+    /// `[B, 1, L]` (or `[1, 1, L]` with `seq`): 0 on items, a large negative number on padding.
     pub seq_mask_bias: Option<Tensor<3>>,
     /// `[B, dense]`, when the model has dense inputs.
     pub dense: Option<Tensor<2>>,
+    /// Per sequence group: every row holds the same items and padding there, so row 0's
+    /// sequence is attended by all queries at once. Empty = none (training); a `seq` of
+    /// batch 1 is shared in every group.
+    pub shared_groups: Vec<bool>,
 }
 
 /// Bottom MLP → multi-task trunk → per-task towers.
@@ -238,31 +243,47 @@ impl RankerNet {
     fn bottom_input(&self, inputs: NetInputs) -> Tensor<2> {
         let [b, f, d] = inputs.fields.dims();
         let groups = self.groups.as_slice();
+        debug_assert!(
+            inputs
+                .seq
+                .as_ref()
+                .is_none_or(|s| s.dims()[0] == b || s.dims()[0] == 1),
+            "sequence rows must be B or 1"
+        );
         let mut parts = Vec::with_capacity(2 + groups.len());
         if let (Some(seq), Some(bias)) = (inputs.seq, inputs.seq_mask_bias) {
-            let [_, l, s, _] = seq.dims();
+            let [rows, l, s, _] = seq.dims();
             let items: Tensor<3> = if s == 1 {
-                seq.reshape([b, l, d])
+                seq.reshape([rows, l, d])
             } else {
-                seq.sum_dim(2).reshape([b, l, d])
+                seq.sum_dim(2).reshape([rows, l, d])
             };
             let mut attended = Vec::with_capacity(groups.len());
             let mut at = 0;
-            for g in groups {
+            for (i, g) in groups.iter().enumerate() {
                 let query: Tensor<2> = inputs
                     .fields
                     .clone()
                     .narrow(1, g.query_field, 1)
                     .reshape([b, d]);
-                let (group_items, group_bias) = if groups.len() == 1 {
-                    (items.clone(), bias.clone())
+                let shared = rows == 1 || inputs.shared_groups.get(i).copied().unwrap_or(false);
+                attended.push(if shared && b > 1 {
+                    let one = items.clone().narrow(0, 0, 1).narrow(1, at, g.len);
+                    let one_bias = bias.clone().narrow(0, 0, 1).narrow(2, at, g.len);
+                    shared_target_attention(
+                        query,
+                        one.reshape([g.len, d]),
+                        one_bias.reshape([1, g.len]),
+                    )
+                } else if groups.len() == 1 {
+                    target_attention(query, items.clone(), bias.clone())
                 } else {
-                    (
+                    target_attention(
+                        query,
                         items.clone().narrow(1, at, g.len),
                         bias.clone().narrow(2, at, g.len),
                     )
-                };
-                attended.push(target_attention(query, group_items, group_bias));
+                });
                 at += g.len;
             }
             parts.push(inputs.fields.reshape([b, f * d]));
@@ -336,6 +357,7 @@ mod tests {
             seq: Some(seq.clone()),
             seq_mask_bias: Some(bias.clone()),
             dense: None,
+            shared_groups: Vec::new(),
         };
         let got = net.forward(inputs.clone());
 
@@ -413,6 +435,7 @@ mod tests {
             seq: Some(tensor(&mut rng, [b, l, 1, d])),
             seq_mask_bias: Some(Tensor::zeros([b, 1, l], &device)),
             dense: Some(tensor(&mut rng, [b, dense])),
+            shared_groups: Vec::new(),
         };
         let plain = values(net.forward(inputs.clone()));
         for shared in [[false, true, true], [false, true, false], [false; 3]] {
@@ -420,6 +443,82 @@ mod tests {
             assert_eq!(got.len(), plain.len());
             for (g, p) in got.iter().zip(&plain) {
                 assert!((g - p).abs() < 1e-5, "{shared:?}: {got:?} vs {plain:?}");
+            }
+        }
+    }
+
+    /// A request whose rows all carry one user's two history groups (the second with
+    /// padding): attending row 0's sequence with every row's query, from a `[1, L, S, D]`
+    /// sequence or from flags on the full one, gives the plain forward's logits.
+    #[test]
+    fn shared_sequence_groups_forward_equals_the_plain_forward() {
+        let (b, f, d) = (5, 2, 4);
+        let config = RankerConfig {
+            embedding_dim: d,
+            hidden: vec![8],
+            tower_hidden: vec![],
+            ..RankerConfig::default()
+        };
+        let groups = SeqGroups::single(3)
+            .with(SeqGroup {
+                len: 2,
+                query_field: 1,
+            })
+            .unwrap_or_default();
+        let l = groups.total_len();
+        let shape = InputShape {
+            fields: f,
+            seq_len: l,
+            seq_subkeys: 2,
+            dense: 0,
+            groups,
+        };
+        let device = Device::flex();
+        let net = RankerNet::new(&config, shape, &device);
+        let mut rng = SplitMix64::new(21);
+        let fields: Tensor<3> = tensor(&mut rng, [b, f, d]);
+        let one: Vec<f32> = (0..l * 2 * d).map(|_| rng.uniform(1.0)).collect();
+        let mut one_bias = vec![0.0f32; l];
+        one_bias[4] = -1e9;
+        let repeat = |v: &[f32]| -> Vec<f32> { (0..b).flat_map(|_| v.iter().copied()).collect() };
+        let full = NetInputs {
+            fields: fields.clone(),
+            seq: Some(Tensor::from_data(
+                TensorData::new(repeat(&one), [b, l, 2, d]),
+                &device,
+            )),
+            seq_mask_bias: Some(Tensor::from_data(
+                TensorData::new(repeat(&one_bias), [b, 1, l]),
+                &device,
+            )),
+            dense: None,
+            shared_groups: Vec::new(),
+        };
+        let plain = values(net.forward(full.clone()));
+        let single = NetInputs {
+            seq: Some(Tensor::from_data(
+                TensorData::new(one.clone(), [1, l, 2, d]),
+                &device,
+            )),
+            seq_mask_bias: Some(Tensor::from_data(
+                TensorData::new(one_bias.clone(), [1, 1, l]),
+                &device,
+            )),
+            ..full.clone()
+        };
+        let flagged = |g: Vec<bool>| NetInputs {
+            shared_groups: g,
+            ..full.clone()
+        };
+        for (name, inputs) in [
+            ("batch-1 sequence", single),
+            ("both flagged", flagged(vec![true, true])),
+            ("second flagged", flagged(vec![false, true])),
+        ] {
+            let got = values(net.forward_shared(inputs, &[false, false]));
+            assert_eq!(got.len(), plain.len());
+            for (g, p) in got.iter().zip(&plain) {
+                assert!((g - p).abs() < 1e-5, "{name}: {got:?} vs {plain:?}");
             }
         }
     }

@@ -92,7 +92,8 @@ impl Trainer {
         let device = Device::flex().autodiff();
         let net = RankerNet::new(&config, shape, &device);
         let optimizer = AdamConfig::new().with_epsilon(1e-8).init();
-        let store = EmbeddingStore::new(embedding_config(&config));
+        let mut store = EmbeddingStore::new(embedding_config(&config));
+        store.reserve(config.sparse.reserve_rows);
         let task_weights = (0..config.tasks.len())
             .map(|i| config.task_weight(i))
             .collect();
@@ -424,28 +425,33 @@ impl Scorer {
             TensorData::new(field_rows, [b, batch.field_count, d]),
             &self.device,
         );
+        // Groups whose items and padding are the same on every row (the user's history in
+        // a request) are attended from row 0 alone; when all are, only row 0 is gathered.
+        let shared_groups = shared_groups(&self.shape, batch);
+        let all_shared = b > 1 && shared_groups.iter().all(|&g| g);
         let (seq, seq_mask_bias) = if batch.seq_len > 0 {
+            let rows = if all_shared { 1 } else { b };
+            let per_row = batch.seq_len * s;
             let mut seq_rows = Vec::new();
             self.store
-                .gather_repeating(&batch.seq_keys, batch.seq_len * s, &mut seq_rows);
+                .gather_repeating(&batch.seq_keys[..rows * per_row], per_row, &mut seq_rows);
             for (i, chunk) in seq_rows.chunks_exact_mut(d).enumerate() {
                 if !batch.seq_mask[i / s] {
                     chunk.fill(0.0);
                 }
             }
             let seq: Tensor<4> = Tensor::from_data(
-                TensorData::new(seq_rows, [b, batch.seq_len, s, d]),
+                TensorData::new(seq_rows, [rows, batch.seq_len, s, d]),
                 &self.device,
             );
-            let bias: Vec<f32> = batch
-                .seq_mask
+            let bias: Vec<f32> = batch.seq_mask[..rows * batch.seq_len]
                 .iter()
                 .map(|&m| if m { 0.0 } else { PAD_BIAS })
                 .collect();
             (
                 Some(seq),
                 Some(Tensor::from_data(
-                    TensorData::new(bias, [b, 1, batch.seq_len]),
+                    TensorData::new(bias, [rows, 1, batch.seq_len]),
                     &self.device,
                 )),
             )
@@ -470,11 +476,34 @@ impl Scorer {
                 seq,
                 seq_mask_bias,
                 dense,
+                shared_groups,
             },
             &shared,
         );
         to_vec(burn::tensor::activation::sigmoid(logits).into_data())
     }
+}
+
+/// Per sequence group of `shape`: whether every row of `batch` has the same keys and
+/// padding in it as row 0.
+fn shared_groups(shape: &InputShape, batch: &FeatureBatch) -> Vec<bool> {
+    let s = batch.seq_subkeys.max(1);
+    let l = batch.seq_len;
+    let mut at = 0;
+    shape
+        .groups
+        .as_slice()
+        .iter()
+        .map(|g| {
+            let (lo, hi) = (at, at + g.len);
+            at = hi;
+            (1..batch.batch).all(|r| {
+                batch.seq_mask[r * l + lo..r * l + hi] == batch.seq_mask[lo..hi]
+                    && batch.seq_keys[(r * l + lo) * s..(r * l + hi) * s]
+                        == batch.seq_keys[lo * s..hi * s]
+            })
+        })
+        .collect()
 }
 
 /// A step's batch, rows and leaf gradients, on their way back to the store.
@@ -655,6 +684,7 @@ fn tensors(batch: &FeatureBatch, values: InputValues, device: &Device, track: bo
         seq,
         seq_mask_bias,
         dense,
+        shared_groups: Vec::new(),
     }
 }
 

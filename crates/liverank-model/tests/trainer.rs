@@ -331,3 +331,49 @@ fn parallel_scoring_returns_the_rows_in_order() {
     assert_eq!(tail.fields, b.fields[30 * SHAPE.fields..]);
     assert_eq!(scorer.predict(&tail).unwrap(), whole[30 * 2..]);
 }
+
+/// A serving request: every row carries the same user field and the same sequence, and
+/// only the candidate differs. Scored whole (shared fields and sequence computed once, the
+/// sequence gathered for row 0 only) it gives what each row scored alone gives; a request
+/// whose sequences differ in one row takes the per-row path and agrees too.
+#[test]
+fn a_request_sharing_its_sequence_scores_like_its_rows_alone() {
+    let mut trainer = Trainer::new(config(TrunkKind::Mmoe), SHAPE).unwrap();
+    let mut rng = SplitMix64::new(33);
+    for _ in 0..30 {
+        trainer.train_step(&batch(&mut rng, 32)).unwrap();
+    }
+    let scorer = trainer.scorer().unwrap();
+    let template = batch(&mut rng, 1);
+    let mut request = FeatureBatch::with_shape(SHAPE.fields, SHAPE.seq_len, 1, SHAPE.dense, 2);
+    for c in 0..12u64 {
+        request.fields.extend([
+            key(KeyKind::Live, c),
+            template.fields[1],
+            template.fields[2],
+        ]);
+        request.seq_keys.extend_from_slice(&template.seq_keys);
+        request.seq_mask.extend_from_slice(&template.seq_mask);
+        request.dense.extend_from_slice(&template.dense);
+        request.labels.extend([0.0, 0.0]);
+        request.mask.extend([1.0, 1.0]);
+        request.slow.push(false);
+        request.users.push(0);
+        request.batch += 1;
+    }
+    let mut differing = request.clone();
+    differing.seq_keys[5 * SHAPE.seq_len + 1] = key(KeyKind::Live, 3);
+    for req in [&request, &differing] {
+        let whole = scorer.predict(req).unwrap();
+        let alone: Vec<f32> = (0..req.batch)
+            .flat_map(|r| scorer.predict(&req.rows(r, r + 1)).unwrap())
+            .collect();
+        assert_eq!(whole.len(), alone.len());
+        for (w, a) in whole.iter().zip(&alone) {
+            assert!((w - a).abs() < 1e-5, "{whole:?} vs {alone:?}");
+        }
+    }
+    // The candidate matters: the rows do not all score alike.
+    let whole = scorer.predict(&request).unwrap();
+    assert!(whole.chunks(2).any(|r| (r[0] - whole[0]).abs() > 1e-4));
+}

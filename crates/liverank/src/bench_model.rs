@@ -76,6 +76,8 @@ impl PeerShape {
                 learning_rate: 0.05,
                 initial_accumulator: 0.0,
                 init_scale: 0.05,
+                // Like the peer's nn.Embedding(R, D): the table's memory exists up front.
+                reserve_rows: usize::try_from(self.rows).unwrap_or(usize::MAX),
                 ..SparseConfig::default()
             },
             seed: self.seed,
