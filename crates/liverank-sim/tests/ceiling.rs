@@ -1,0 +1,117 @@
+//! How well could any ranker do on the inputs it has? (opt-in: a figure for the roadmap)
+//!
+//! The oracle ranks live exposures by the simulator's true click probability. An informed
+//! oracle keeps every true term of the click logit but replaces the user's interest in the
+//! room's category by what the user's video plays before the exposure reveal (85 % of plays
+//! follow the interest, 15 % are uniform: interest = (play share − 0.15/C) / 0.85, the share
+//! smoothed towards 1/C). Its AUC bounds what a model reading the play history can reach;
+//! a second variant also drops the user's click bias, which ~8 live exposures a user
+//! barely reveal. Run: `cargo test -p liverank-sim --release --test ceiling -- --ignored --nocapture`.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use std::collections::{HashMap, HashSet};
+
+use liverank_sim::world::CATEGORIES;
+use liverank_sim::{Preset, SimConfig, Simulation, VecSink};
+use liverank_types::EventKind;
+
+/// AUC by the rank-sum formula, ties counted ½.
+fn auc(scores: &[f64], labels: &[bool]) -> f64 {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut rank_sum, mut i) = (0.0, 0);
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let mid = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += (i..=j).filter(|&k| labels[idx[k]]).count() as f64 * mid;
+        i = j + 1;
+    }
+    let pos = labels.iter().filter(|&&l| l).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+#[test]
+fn auc_counts_ties_as_half() {
+    // Pairs (pos, neg): (0.9, 0.1) right, (0.9, 0.5) right, (0.5, 0.1) right,
+    // (0.5, 0.5) tie → (1 + 1 + 1 + 0.5) / 4.
+    let got = auc(&[0.9, 0.5, 0.5, 0.1], &[true, true, false, false]);
+    assert!((got - 0.875).abs() < 1e-12, "{got}");
+}
+
+#[test]
+#[ignore = "a figure: simulates the small preset (about a minute in release)"]
+fn informed_oracle_on_the_small_preset() {
+    let sim = Simulation::new(SimConfig::preset(Preset::Small)).unwrap();
+    let mut sink = VecSink::default();
+    let (truth, _) = sim.run(&mut sink, |_| {}).unwrap();
+    let world = sim.world();
+    let c = CATEGORIES as f64;
+
+    // Clicks, and each user's video plays (time, category) in time order.
+    let mut clicked = HashSet::new();
+    let mut plays: HashMap<u64, Vec<(i64, usize)>> = HashMap::new();
+    for e in &sink.events {
+        match &e.kind {
+            EventKind::Enter {
+                live,
+                request_id: Some(r),
+                ..
+            } => {
+                clicked.insert((r.0, live.0));
+            }
+            EventKind::VideoPlay { user, video, .. } => {
+                let category = world.videos[(video.0 - 1) as usize].category.0 as usize;
+                plays.entry(user.0).or_default().push((e.ts.0, category));
+            }
+            _ => {}
+        }
+    }
+    for p in plays.values_mut() {
+        p.sort_unstable();
+    }
+
+    // The later quarter of the exposures' time span, as the ranker's evaluation slice.
+    let first = truth.iter().map(|t| t.ts.0).min().unwrap();
+    let last = truth.iter().map(|t| t.ts.0).max().unwrap();
+    let split = first + (last - first) * 3 / 4;
+    let (mut oracle, mut informed, mut no_bias, mut labels) = (vec![], vec![], vec![], vec![]);
+    for t in truth.iter().filter(|t| t.ts.0 >= split) {
+        let user = &world.users[(t.user.0 - 1) as usize];
+        let live = &world.lives[(t.live.0 - 1) as usize];
+        let category = live.row.category;
+        let logit = (t.p_click / (1.0 - t.p_click)).ln();
+        let history = plays.get(&t.user.0).map_or(&[][..], |p| p.as_slice());
+        let seen = history.partition_point(|&(ts, _)| ts < t.ts.0);
+        let in_category = history[..seen]
+            .iter()
+            .filter(|&&(_, cat)| cat == category.0 as usize)
+            .count();
+        let share = (in_category as f64 + 3.0 / c) / (seen as f64 + 3.0);
+        let interest = ((share - 0.15 / c) / 0.85).max(0.0);
+        let estimated = (interest * c).max(0.05);
+        let true_affinity = user.affinity(category).max(0.05);
+        let with_estimate = logit + 0.75 * (estimated.ln() - true_affinity.ln());
+        oracle.push(logit);
+        informed.push(with_estimate);
+        no_bias.push(with_estimate - user.click_bias);
+        labels.push(clicked.contains(&(t.request_id.0, t.live.0)));
+    }
+    let (a, b, d) = (
+        auc(&oracle, &labels),
+        auc(&informed, &labels),
+        auc(&no_bias, &labels),
+    );
+    eprintln!(
+        "exposures {} (clicks {}): oracle AUC {a:.4}; interest from plays {b:.4}; \
+         and without the user's click bias {d:.4}",
+        labels.len(),
+        labels.iter().filter(|&&l| l).count()
+    );
+    assert!(a > 0.8 && b > 0.7, "{a} {b}");
+    assert!(b <= a + 0.005 && d <= b + 0.005, "{a} {b} {d}");
+}
