@@ -219,6 +219,38 @@ impl Lookup {
     }
 }
 
+/// One run of slots of a lookup ([`EmbeddingStore::lookup_runs_into`]): its keys and the
+/// buffer their rows are written to (cleared, then `keys.len()·dim` values).
+#[derive(Debug)]
+pub struct SlotRun<'a> {
+    keys: &'a [u64],
+    /// Padding mask: slot `i` holds an item iff `mask[i / per]` (`per` sub-keys a position).
+    valid: Option<(&'a [bool], usize)>,
+    out: &'a mut Vec<f32>,
+}
+
+impl<'a> SlotRun<'a> {
+    /// Every slot holds a key.
+    pub fn new(keys: &'a [u64], out: &'a mut Vec<f32>) -> Self {
+        Self {
+            keys,
+            valid: None,
+            out,
+        }
+    }
+
+    /// Positions of `per` sub-keys each, `mask[p]` false on padding: a padding slot reads
+    /// zeros, has no row and is not counted (so does a slot past the end of `mask`).
+    pub fn padded(keys: &'a [u64], mask: &'a [bool], per: usize, out: &'a mut Vec<f32>) -> Self {
+        let per = per.max(1);
+        Self {
+            keys,
+            valid: Some((mask, per)),
+            out,
+        }
+    }
+}
+
 /// Changes since the last [`EmbeddingStore::take_delta`]: rows to upsert, ids to drop.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Delta {
@@ -409,11 +441,26 @@ impl EmbeddingStore {
         out: &mut Vec<f32>,
         lookup: &mut Lookup,
     ) {
+        self.lookup_runs_into(&mut [SlotRun::new(keys, out)], now, train, lookup);
+    }
+
+    /// [`EmbeddingStore::lookup`] over several runs of slots, one lookup: slots are numbered
+    /// through the runs in order (de-duplication spans them), and each run's rows land in
+    /// its own buffer, so a batch's fields and padded sequences are gathered straight into
+    /// the layouts of the network's input tensors. A padding slot ([`SlotRun::padded`])
+    /// reads zeros, is not counted toward admission and has no row.
+    pub fn lookup_runs_into(
+        &mut self,
+        runs: &mut [SlotRun<'_>],
+        now: u64,
+        train: bool,
+        lookup: &mut Lookup,
+    ) {
         let d = self.config.dim;
-        out.clear();
-        out.resize(keys.len() * d, 0.0);
         lookup.clear();
-        lookup.slot_unique.reserve(keys.len());
+        lookup
+            .slot_unique
+            .reserve(runs.iter().map(|r| r.keys.len()).sum());
         let generation = self.next_generation();
         let now = if train {
             self.clock = self.clock.max(now);
@@ -423,44 +470,58 @@ impl EmbeddingStore {
         };
         let track_order = self.config.ttl > 0;
         let mut chunk_rows = [NO_ROW; CHUNK];
-        for (chunk_index, chunk) in keys.chunks(CHUNK).enumerate() {
-            // 1. Resolve keys to rows: independent hash probes whose misses overlap.
-            for (row, &key) in chunk_rows.iter_mut().zip(chunk) {
-                *row = match self.rows.get(&key) {
-                    Some(&r) => r,
-                    None if train => self.sight(key, now),
-                    None => NO_ROW,
-                };
-            }
-            // 2. De-duplicate in slot order and touch.
-            for &row in &chunk_rows[..chunk.len()] {
-                if row == NO_ROW {
-                    lookup.slot_unique.push(NO_ROW);
-                    continue;
+        for run in runs.iter_mut() {
+            let SlotRun { keys, valid, out } = run;
+            out.clear();
+            out.reserve(keys.len() * d);
+            for (chunk_index, chunk) in keys.chunks(CHUNK).enumerate() {
+                // 1. Resolve keys to rows: independent hash probes whose misses overlap.
+                let first = chunk_index * CHUNK;
+                for (i, (row, &key)) in chunk_rows.iter_mut().zip(chunk).enumerate() {
+                    *row = match valid {
+                        Some((mask, per))
+                            if !mask.get((first + i) / *per).copied().unwrap_or(false) =>
+                        {
+                            NO_ROW
+                        }
+                        _ => match self.rows.get(&key) {
+                            Some(&r) => r,
+                            None if train => self.sight(key, now),
+                            None => NO_ROW,
+                        },
+                    };
                 }
-                let meta = &mut self.meta[row as usize];
-                if meta.mark != generation {
-                    meta.mark = generation;
-                    meta.mark_index = lookup.unique_rows.len() as u32;
-                    lookup.unique_rows.push(row);
-                    lookup.unique_life.push(meta.life);
-                    // Every distinct row goes to the newest end in first-seen slot order,
-                    // rows admitted by this lookup too (phase 1 linked them already).
-                    if train {
-                        meta.last_touch = now;
-                        if track_order {
-                            self.move_to_newest(row);
+                // 2. De-duplicate in slot order and touch.
+                for &row in &chunk_rows[..chunk.len()] {
+                    if row == NO_ROW {
+                        lookup.slot_unique.push(NO_ROW);
+                        continue;
+                    }
+                    let meta = &mut self.meta[row as usize];
+                    if meta.mark != generation {
+                        meta.mark = generation;
+                        meta.mark_index = lookup.unique_rows.len() as u32;
+                        lookup.unique_rows.push(row);
+                        lookup.unique_life.push(meta.life);
+                        // Every distinct row goes to the newest end in first-seen slot
+                        // order, rows admitted by this lookup too (phase 1 linked them).
+                        if train {
+                            meta.last_touch = now;
+                            if track_order {
+                                self.move_to_newest(row);
+                            }
                         }
                     }
+                    lookup.slot_unique.push(self.meta[row as usize].mark_index);
                 }
-                lookup.slot_unique.push(self.meta[row as usize].mark_index);
-            }
-            // 3. Copy the rows out.
-            let out_chunk = &mut out[chunk_index * CHUNK * d..][..chunk.len() * d];
-            for (dst, &row) in out_chunk.chunks_exact_mut(d.max(1)).zip(&chunk_rows) {
-                if row != NO_ROW {
-                    let base = row as usize * self.stride;
-                    dst.copy_from_slice(&self.data[base..base + d]);
+                // 3. Append the rows (each value written once: no zero fill first).
+                for &row in &chunk_rows[..chunk.len()] {
+                    if row == NO_ROW {
+                        out.resize(out.len() + d, 0.0);
+                    } else {
+                        let base = row as usize * self.stride;
+                        out.extend_from_slice(&self.data[base..base + d]);
+                    }
                 }
             }
         }
@@ -522,13 +583,18 @@ impl EmbeddingStore {
     /// Slots without a row are ignored, and so are rows evicted since the lookup (their
     /// gradient belonged to a life that ended).
     pub fn apply_gradients(&mut self, lookup: &Lookup, grads: &[f32]) -> Result<()> {
+        self.apply_gradient_runs(lookup, &[grads])
+    }
+
+    /// [`EmbeddingStore::apply_gradients`] with the slots' gradients in several runs, end
+    /// to end in slot order (the runs of [`EmbeddingStore::lookup_runs_into`], read straight
+    /// from the gradients of the input tensors).
+    pub fn apply_gradient_runs(&mut self, lookup: &Lookup, runs: &[&[f32]]) -> Result<()> {
         let d = self.config.dim;
         let expected = lookup.slot_unique.len() * d;
-        if grads.len() != expected {
-            return Err(EmbeddingError::GradientShape {
-                got: grads.len(),
-                expected,
-            });
+        let got = runs.iter().map(|g| g.len()).sum::<usize>();
+        if got != expected || runs.iter().any(|g| g.len() % d.max(1) != 0) {
+            return Err(EmbeddingError::GradientShape { got, expected });
         }
         if let Some(&row) = lookup
             .unique_rows
@@ -545,7 +611,8 @@ impl EmbeddingStore {
         }
         self.scratch.clear();
         self.scratch.resize(lookup.unique_rows.len() * d, 0.0);
-        for (&u, g) in lookup.slot_unique.iter().zip(grads.chunks_exact(d)) {
+        let slot_grads = runs.iter().flat_map(|g| g.chunks_exact(d));
+        for (&u, g) in lookup.slot_unique.iter().zip(slot_grads) {
             if u == NO_ROW {
                 continue;
             }

@@ -6,7 +6,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::{LossKind, RankerConfig};
-use crate::embedding::{EmbeddingConfig, EmbeddingStore, Lookup, RowOptimizer};
+use crate::embedding::{EmbeddingConfig, EmbeddingStore, Lookup, RowOptimizer, SlotRun};
 use crate::error::{ModelError, Result};
 use crate::features::FeatureBatch;
 use crate::loss::{masked_bce, pu_loss};
@@ -32,14 +32,12 @@ pub struct StepStats {
     pub dense_update_s: f64,
 }
 
-/// The embedding rows of one batch, gathered from the store.
+/// The embedding rows of one batch, gathered from the store straight into the layouts of
+/// the input tensors, and the lookup that the sparse update needs.
 #[derive(Debug)]
 pub struct GatheredRows {
     lookup: Lookup,
-    /// `B·F·D` field rows then the rows of the valid sequence slots.
-    rows: Vec<f32>,
-    /// Index into the lookup of each valid sequence sub-key, in `[B, L, S]` order.
-    seq_slots: Vec<usize>,
+    values: InputValues,
 }
 
 /// Builds the sparse store's configuration from the model's.
@@ -70,9 +68,6 @@ pub struct Trainer {
     store: EmbeddingStore,
     task_weights: Vec<f32>,
     step: u64,
-    /// Buffers reused across steps (fresh multi-megabyte allocations page-fault every step).
-    rows_buffer: Vec<f32>,
-    grads_buffer: Vec<f32>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -106,8 +101,6 @@ impl Trainer {
             store,
             task_weights,
             step: 0,
-            rows_buffer: Vec::new(),
-            grads_buffer: Vec::new(),
         })
     }
 
@@ -143,9 +136,7 @@ impl Trainer {
 
     /// Gathers (and, in training, admits and touches) the rows of every sparse key.
     pub fn gather(&mut self, batch: &FeatureBatch, train: bool) -> GatheredRows {
-        let mut rows = std::mem::take(&mut self.rows_buffer);
-        let lookup = gather_rows(&mut self.store, batch, self.step, train, &mut rows);
-        lookup_rows(lookup, rows)
+        gather_rows(&mut self.store, batch, self.step, train)
     }
 
     /// One optimisation step on a batch: gather rows, forward, backward, Adam on the dense
@@ -153,9 +144,8 @@ impl Trainer {
     pub fn train_step(&mut self, batch: &FeatureBatch) -> Result<StepStats> {
         self.check(batch)?;
         let clock = std::time::Instant::now();
-        let gathered = self.gather(batch, true);
-        let d = self.config.embedding_dim;
-        let inputs = inputs(d, batch, &gathered, &self.device, true);
+        let GatheredRows { lookup, values } = self.gather(batch, true);
+        let inputs = tensors(batch, values, &self.device, true);
         let (fields_leaf, seq_leaf) = (inputs.fields.clone(), inputs.seq.clone());
         let gather_s = clock.elapsed().as_secs_f64();
         let logits = self.net()?.forward(inputs);
@@ -170,22 +160,9 @@ impl Trainer {
         let mut grads = loss.backward();
         let forward_backward_s = clock.elapsed().as_secs_f64() - gather_s;
 
-        // Sparse side: per-slot gradients in the lookup's order.
-        let mut slot_grads = std::mem::take(&mut self.grads_buffer);
-        slot_gradients(
-            d,
-            batch,
-            &gathered,
-            fields_leaf,
-            seq_leaf,
-            &mut grads,
-            &mut slot_grads,
-        )?;
-        self.store
-            .apply_gradients(&gathered.lookup, &slot_grads)
-            .map_err(|e| ModelError::Embedding(e.to_string()))?;
-        self.grads_buffer = slot_grads;
-        self.rows_buffer = gathered.rows;
+        // Sparse side: the leaves' gradients are the slots' gradients in the lookup's order.
+        let leaves = leaf_gradients(fields_leaf, seq_leaf, &mut grads)?;
+        apply_leaf_gradients(&mut self.store, &lookup, &leaves)?;
         let sparse_update_s = clock.elapsed().as_secs_f64() - gather_s - forward_backward_s;
 
         // Dense side.
@@ -234,38 +211,31 @@ impl Trainer {
             store,
             task_weights,
             step,
-            rows_buffer,
-            grads_buffer,
         } = self;
         let config = &*config;
-        let (d, shape, first_step) = (config.embedding_dim, *shape, *step);
+        let (shape, first_step) = (*shape, *step);
         let ttl = config.sparse.ttl_steps;
         let lost = || ModelError::Shape("the network was lost by a failed step".into());
         /// A batch with its rows and input values, on its way to the network.
-        type Gathered = (FeatureBatch, GatheredRows, InputValues, f64);
+        type Gathered = (FeatureBatch, Lookup, InputValues, f64);
         std::thread::scope(|scope| -> Result<u64> {
             let (to_net, from_sparse) = std::sync::mpsc::sync_channel::<Gathered>(1);
             let (to_sparse, from_net) = std::sync::mpsc::sync_channel::<Update>(1);
             let sparse = scope.spawn(move || -> Result<f64> {
                 let mut side = SparseSide {
-                    d,
                     ttl,
                     applied: first_step,
-                    spare_rows: vec![std::mem::take(rows_buffer)],
-                    slot_grads: std::mem::take(grads_buffer),
                     update_s: 0.0,
                 };
                 let (mut in_flight, mut next_now) = (0usize, first_step);
                 for batch in batches {
                     check_batch(config, shape, &batch)?;
                     let clock = std::time::Instant::now();
-                    let mut rows = side.spare_rows.pop().unwrap_or_default();
-                    let lookup = gather_rows(store, &batch, next_now, true, &mut rows);
+                    let GatheredRows { lookup, values } =
+                        gather_rows(store, &batch, next_now, true);
                     next_now += 1;
-                    let gathered = lookup_rows(lookup, rows);
-                    let values = input_values(d, &batch, &gathered);
                     let gather_s = clock.elapsed().as_secs_f64();
-                    if to_net.send((batch, gathered, values, gather_s)).is_err() {
+                    if to_net.send((batch, lookup, values, gather_s)).is_err() {
                         return Ok(side.update_s); // the network side stopped: its error wins
                     }
                     in_flight += 1;
@@ -287,7 +257,7 @@ impl Trainer {
             });
             let mut taken = 0u64;
             let network = (|| -> Result<()> {
-                for (batch, gathered, values, gather_s) in from_sparse {
+                for (batch, lookup, values, gather_s) in from_sparse {
                     let clock = std::time::Instant::now();
                     let inputs = tensors(&batch, values, device, true);
                     let (fields_leaf, seq_leaf) = (inputs.fields.clone(), inputs.seq.clone());
@@ -298,7 +268,7 @@ impl Trainer {
                     let leaves = leaf_gradients(fields_leaf, seq_leaf, &mut grads)?;
                     let forward_backward_s = clock.elapsed().as_secs_f64();
                     let batch_rows = batch.batch;
-                    if to_sparse.send((batch, gathered, leaves)).is_err() {
+                    if to_sparse.send((lookup, leaves)).is_err() {
                         return Ok(()); // the store side failed: its error wins
                     }
                     let model = net.take().ok_or_else(lost)?;
@@ -331,13 +301,7 @@ impl Trainer {
     pub fn eval_loss(&mut self, batch: &FeatureBatch) -> Result<f32> {
         self.check(batch)?;
         let gathered = self.gather(batch, false);
-        let inputs = inputs(
-            self.config.embedding_dim,
-            batch,
-            &gathered,
-            &self.device,
-            false,
-        );
+        let inputs = tensors(batch, gathered.values, &self.device, false);
         let logits = self.net()?.forward(inputs);
         Ok(scalar(&batch_loss(
             self.config.loss,
@@ -506,17 +470,14 @@ fn shared_groups(shape: &InputShape, batch: &FeatureBatch) -> Vec<bool> {
         .collect()
 }
 
-/// A step's batch, rows and leaf gradients, on their way back to the store.
-type Update = (FeatureBatch, GatheredRows, LeafGradients);
+/// A step's lookup and leaf gradients, on their way back to the store.
+type Update = (Lookup, LeafGradients);
 
 /// The embedding thread's state between steps of a pipelined run.
 struct SparseSide {
-    d: usize,
     ttl: u64,
     /// Updates applied so far (the eviction clock).
     applied: u64,
-    spare_rows: Vec<Vec<f32>>,
-    slot_grads: Vec<f32>,
     update_s: f64,
 }
 
@@ -528,50 +489,52 @@ impl SparseSide {
         store: &mut EmbeddingStore,
         from_net: &std::sync::mpsc::Receiver<Update>,
     ) -> Result<bool> {
-        let Ok((batch, gathered, leaves)) = from_net.recv() else {
+        let Ok((lookup, leaves)) = from_net.recv() else {
             return Ok(false);
         };
         let clock = std::time::Instant::now();
-        scatter_slot_gradients(self.d, &batch, &gathered, &leaves, &mut self.slot_grads);
-        store
-            .apply_gradients(&gathered.lookup, &self.slot_grads)
-            .map_err(|e| ModelError::Embedding(e.to_string()))?;
+        apply_leaf_gradients(store, &lookup, &leaves)?;
         self.applied += 1;
         if self.ttl > 0 {
             store.evict_expired(self.applied);
         }
-        self.spare_rows.push(gathered.rows);
         self.update_s += clock.elapsed().as_secs_f64();
         Ok(true)
     }
 }
 
-/// Looks up every key of a batch (fields, then the valid sequence sub-keys) into `rows`.
+/// Looks up every key of a batch in one lookup of two runs, fields `[B, F]` then the
+/// sequence sub-keys `[B, L, S]` (padding reads zeros and has no slot row), each gathered
+/// straight into its input tensor's values.
 fn gather_rows(
     store: &mut EmbeddingStore,
     batch: &FeatureBatch,
     now: u64,
     train: bool,
-    rows: &mut Vec<f32>,
-) -> (Lookup, Vec<usize>) {
-    let mut keys = Vec::with_capacity(batch.fields.len() + batch.seq_keys.len());
-    keys.extend_from_slice(&batch.fields);
-    let mut seq_slots = Vec::with_capacity(batch.seq_keys.len());
+) -> GatheredRows {
+    let (mut fields, mut seq) = (Vec::new(), Vec::new());
+    let mut lookup = Lookup::default();
     let s = batch.seq_subkeys.max(1);
-    for (i, &k) in batch.seq_keys.iter().enumerate() {
-        if batch.seq_mask[i / s] {
-            seq_slots.push(keys.len());
-            keys.push(k);
-        }
-    }
-    (store.lookup(&keys, now, train, rows), seq_slots)
-}
-
-fn lookup_rows((lookup, seq_slots): (Lookup, Vec<usize>), rows: Vec<f32>) -> GatheredRows {
+    store.lookup_runs_into(
+        &mut [
+            SlotRun::new(&batch.fields, &mut fields),
+            SlotRun::padded(&batch.seq_keys, &batch.seq_mask, s, &mut seq),
+        ],
+        now,
+        train,
+        &mut lookup,
+    );
+    let seq = (batch.seq_len > 0).then(|| {
+        let bias: Vec<f32> = batch
+            .seq_mask
+            .iter()
+            .map(|&m| if m { 0.0 } else { PAD_BIAS })
+            .collect();
+        (seq, bias)
+    });
     GatheredRows {
         lookup,
-        rows,
-        seq_slots,
+        values: InputValues { fields, seq },
     }
 }
 
@@ -605,46 +568,12 @@ fn check_batch(config: &RankerConfig, s: InputShape, batch: &FeatureBatch) -> Re
     Ok(())
 }
 
-/// The network's input tensors for a batch and its gathered rows (leaves when `track`).
-fn inputs(
-    d: usize,
-    batch: &FeatureBatch,
-    gathered: &GatheredRows,
-    device: &Device,
-    track: bool,
-) -> NetInputs {
-    tensors(batch, input_values(d, batch, gathered), device, track)
-}
-
 /// The plain values of a batch's input tensors: field rows `[B, F, D]`, and for a model
 /// with sequences the rows `[B, L, S, D]` (zeros on padding) and the attention bias.
+#[derive(Debug)]
 struct InputValues {
     fields: Vec<f32>,
     seq: Option<(Vec<f32>, Vec<f32>)>,
-}
-
-fn input_values(d: usize, batch: &FeatureBatch, gathered: &GatheredRows) -> InputValues {
-    let b = batch.batch;
-    let fields = gathered.rows[..b * batch.field_count * d].to_vec();
-    let seq = (batch.seq_len > 0).then(|| {
-        let s = batch.seq_subkeys.max(1);
-        let mut values = vec![0.0f32; b * batch.seq_len * s * d];
-        let mut slot = 0;
-        for (i, chunk) in values.chunks_exact_mut(d).enumerate() {
-            if batch.seq_mask[i / s] {
-                let src = gathered.seq_slots[slot] * d;
-                chunk.copy_from_slice(&gathered.rows[src..src + d]);
-                slot += 1;
-            }
-        }
-        let bias: Vec<f32> = batch
-            .seq_mask
-            .iter()
-            .map(|&m| if m { 0.0 } else { PAD_BIAS })
-            .collect();
-        (values, bias)
-    });
-    InputValues { fields, seq }
 }
 
 fn tensors(batch: &FeatureBatch, values: InputValues, device: &Device, track: bool) -> NetInputs {
@@ -714,65 +643,64 @@ fn batch_loss(
     }
 }
 
-/// The gradient of every gathered slot, in the lookup's order, from the leaves' gradients
-/// (padding positions of the sequence have no slot and no gradient).
-fn slot_gradients(
-    d: usize,
-    batch: &FeatureBatch,
-    gathered: &GatheredRows,
-    fields_leaf: Tensor<3>,
-    seq_leaf: Option<Tensor<4>>,
-    grads: &mut burn::tensor::Gradients,
-    slot_grads: &mut Vec<f32>,
-) -> Result<()> {
-    let leaves = leaf_gradients(fields_leaf, seq_leaf, grads)?;
-    scatter_slot_gradients(d, batch, gathered, &leaves, slot_grads);
-    Ok(())
-}
-
-/// The gradients of the field and sequence leaves, as plain values.
-type LeafGradients = (Option<Vec<f32>>, Option<Vec<f32>>);
+/// The gradients of the field and sequence leaves (`[B, F, D]` and `[B, L, S, D]`: the
+/// slots of the lookup's two runs, padding included).
+type LeafGradients = (Option<TensorData>, Option<TensorData>);
 
 fn leaf_gradients(
     fields_leaf: Tensor<3>,
     seq_leaf: Option<Tensor<4>>,
     grads: &mut burn::tensor::Gradients,
 ) -> Result<LeafGradients> {
-    let fields = fields_leaf
-        .grad_remove(grads)
-        .map(|g| to_vec(g.into_data()))
-        .transpose()?;
+    let fields = fields_leaf.grad_remove(grads).map(|g| g.into_data());
     let seq = seq_leaf
         .and_then(|leaf| leaf.grad_remove(grads))
-        .map(|g| to_vec(g.into_data()))
-        .transpose()?;
+        .map(|g| g.into_data());
     Ok((fields, seq))
 }
 
-fn scatter_slot_gradients(
-    d: usize,
-    batch: &FeatureBatch,
-    gathered: &GatheredRows,
+fn leaf_slice(data: &Option<TensorData>) -> Result<Option<&[f32]>> {
+    data.as_ref()
+        .map(|g| {
+            g.as_slice::<f32>()
+                .map_err(|e| ModelError::Shape(format!("tensor data: {e:?}")))
+        })
+        .transpose()
+}
+
+/// The sparse update of a step: each leaf's gradient read in place as its run's slot
+/// gradients (a leaf without a gradient counts as zeros).
+fn apply_leaf_gradients(
+    store: &mut EmbeddingStore,
+    lookup: &Lookup,
     (fields, seq): &LeafGradients,
-    slot_grads: &mut Vec<f32>,
-) {
-    slot_grads.clear();
-    slot_grads.resize(gathered.rows.len(), 0.0);
-    let field_len = batch.batch * batch.field_count * d;
-    if let Some(g) = fields {
-        slot_grads[..field_len].copy_from_slice(&g[..field_len]);
-    }
-    if let Some(g) = seq {
-        let s = batch.seq_subkeys.max(1);
-        let mut slot = 0;
-        for (i, chunk) in g.chunks_exact(d).enumerate() {
-            if batch.seq_mask[i / s] {
-                let dst = gathered.seq_slots[slot] * d;
-                slot_grads[dst..dst + d].copy_from_slice(chunk);
-                slot += 1;
-            }
+) -> Result<()> {
+    let (fields, seq) = (leaf_slice(fields)?, leaf_slice(seq)?);
+    let d = store.dim().max(1);
+    let field_slots = match (fields, seq) {
+        (Some(f), _) => f.len() / d,
+        (None, Some(q)) => lookup.slots().saturating_sub(q.len() / d),
+        (None, None) => lookup.slots(),
+    };
+    let zeros;
+    let fields = match fields {
+        Some(f) => f,
+        None => {
+            zeros = vec![0.0; field_slots * d];
+            &zeros[..]
         }
-    }
+    };
+    let zeros_seq;
+    let seq = match seq {
+        Some(q) => q,
+        None => {
+            zeros_seq = vec![0.0; lookup.slots().saturating_sub(field_slots) * d];
+            &zeros_seq[..]
+        }
+    };
+    store
+        .apply_gradient_runs(lookup, &[fields, seq])
+        .map_err(|e| ModelError::Embedding(e.to_string()))
 }
 
 fn scalar(t: &Tensor<1>) -> f32 {

@@ -6,7 +6,9 @@
     reason = "reference values as the oracle printed them"
 )]
 
-use liverank_model::embedding::{Delta, EmbeddingConfig, EmbeddingStore, RowOptimizer};
+use liverank_model::embedding::{
+    Delta, EmbeddingConfig, EmbeddingStore, Lookup, RowOptimizer, SlotRun,
+};
 use proptest::prelude::*;
 
 const W0: [[f32; 3]; 3] = [[0.1, -0.2, 0.3], [0.05, 0.0, -0.1], [-0.3, 0.2, 0.1]];
@@ -332,5 +334,71 @@ proptest! {
         store.gather(&keys, &mut plain);
         store.gather_repeating(&keys, stride, &mut repeating);
         prop_assert_eq!(plain, repeating);
+    }
+
+    /// A lookup in two runs (fields, then padded sequence positions of `per` sub-keys)
+    /// gathers and trains exactly like one plain lookup of the fields and the valid sub-keys
+    /// only, as the trainer used to: the same rows out (zeros on padding), the same
+    /// admissions (padding is never counted), bit-identical rows after the update.
+    #[test]
+    fn run_lookup_with_padding_equals_the_lookup_of_valid_keys(
+        fields in proptest::collection::vec(0u64..12, 0..20),
+        seq in proptest::collection::vec(0u64..12, 0..40),
+        mask_bits in proptest::collection::vec(any::<bool>(), 20),
+        per in 1usize..3,
+        min_count in 1u32..3,
+        steps in 1usize..4,
+    ) {
+        let positions = seq.len() / per;
+        let seq = &seq[..positions * per];
+        let mask: Vec<bool> = (0..positions).map(|p| mask_bits[p % mask_bits.len()]).collect();
+        let adagrad = RowOptimizer::Adagrad { lr: 0.05, initial_accumulator: 0.1, eps: 1e-10 };
+        let cfg = EmbeddingConfig { dim: 3, min_count, ..config(adagrad) };
+        let (mut runs_store, mut plain_store) = (EmbeddingStore::new(cfg.clone()), EmbeddingStore::new(cfg));
+        let valid: Vec<usize> = (0..seq.len()).filter(|&i| mask[i / per]).collect();
+        for step in 0..steps {
+            let grad = |slot: usize, c: usize| ((slot * 5 + c * 3 + step) % 7) as f32 / 10.0 - 0.3;
+            // Runs: every position has a slot.
+            let (mut f_out, mut s_out, mut lookup) = (Vec::new(), Vec::new(), Lookup::default());
+            runs_store.lookup_runs_into(
+                &mut [SlotRun::new(&fields, &mut f_out), SlotRun::padded(seq, &mask, per, &mut s_out)],
+                step as u64, true, &mut lookup,
+            );
+            prop_assert_eq!(lookup.slots(), fields.len() + seq.len());
+            // Plain: fields, then the valid sub-keys only.
+            let mut keys = fields.clone();
+            keys.extend(valid.iter().map(|&i| seq[i]));
+            let mut plain_out = Vec::new();
+            let plain = plain_store.lookup(&keys, step as u64, true, &mut plain_out);
+            prop_assert_eq!(&f_out[..], &plain_out[..fields.len() * 3]);
+            for i in 0..seq.len() {
+                let got = &s_out[i * 3..i * 3 + 3];
+                match valid.iter().position(|&v| v == i) {
+                    Some(j) => {
+                        let at = (fields.len() + j) * 3;
+                        prop_assert_eq!(got, &plain_out[at..at + 3]);
+                    }
+                    None => {
+                        prop_assert_eq!(got, &[0.0f32; 3][..]);
+                        prop_assert!(lookup.slot_row(fields.len() + i).is_none());
+                    }
+                }
+            }
+            // The same gradients: per slot in the runs, per valid slot in the plain lookup.
+            let f_grads: Vec<f32> = (0..fields.len() * 3).map(|x| grad(x / 3, x % 3)).collect();
+            let s_grads: Vec<f32> = (0..seq.len() * 3).map(|x| grad(fields.len() + x / 3, x % 3)).collect();
+            let mut plain_grads = f_grads.clone();
+            for &i in &valid {
+                plain_grads.extend_from_slice(&s_grads[i * 3..i * 3 + 3]);
+            }
+            runs_store.apply_gradient_runs(&lookup, &[&f_grads, &s_grads]).unwrap();
+            plain_store.apply_gradients(&plain, &plain_grads).unwrap();
+            prop_assert_eq!(runs_store.to_bytes(), plain_store.to_bytes());
+        }
+        let mut lookup = Lookup::default();
+        let bad = runs_store.apply_gradient_runs(&lookup, &[&[0.0; 3]]);
+        prop_assert!(bad.is_err(), "a gradient for a slot the lookup does not have");
+        runs_store.lookup_runs_into(&mut [SlotRun::new(&fields, &mut Vec::new())], 9, false, &mut lookup);
+        prop_assert_eq!(lookup.slots(), fields.len());
     }
 }
