@@ -112,8 +112,16 @@ enum HistoryCommand {
     },
 }
 
+/// A store error as the CLI's failure: bad input (a bad record or setting, a store that is
+/// not where the flags point) exits 2, anything else 1.
 fn runtime(e: HistoryError) -> Failure {
-    Failure::Runtime(e.into())
+    let not_found = matches!(&e, HistoryError::Io { source, .. }
+        if source.kind() == std::io::ErrorKind::NotFound);
+    if not_found || e.class() == liverank_history::ErrorClass::BadInput {
+        Failure::Input(e.into())
+    } else {
+        Failure::Runtime(e.into())
+    }
 }
 
 fn open(config: &HistoryConfig) -> Result<Box<dyn HistoryStore>, Failure> {

@@ -171,6 +171,19 @@ fn bad_usage_and_bad_input_exit_with_2() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("users"));
+    // A history store that is not where the flags point: bad input, its reason said once.
+    let o = liverank(&[
+        "history",
+        "query",
+        "--store",
+        "/nonexistent/history",
+        "--user",
+        "5",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("/nonexistent/history"), "{err}");
+    assert_eq!(err.matches("no history store here").count(), 1, "{err}");
 }
 
 #[test]
