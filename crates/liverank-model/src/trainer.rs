@@ -377,6 +377,13 @@ impl Scorer {
 
     /// Probabilities, row-major `[B, T]` in `config.tasks` order.
     pub fn predict(&self, batch: &FeatureBatch) -> Result<Vec<f32>> {
+        // burn's ops hand their work to the rayon pool: from a thread outside it (a request
+        // handler, the CLI's main thread) every op pays a hand-off and a wake-up. One hop
+        // onto a pool thread per request instead; already on one, this runs in place.
+        rayon::scope(|_| self.predict_here(batch))
+    }
+
+    fn predict_here(&self, batch: &FeatureBatch) -> Result<Vec<f32>> {
         batch.check().map_err(ModelError::Shape)?;
         let d = self.config.embedding_dim;
         let s = batch.seq_subkeys.max(1);
