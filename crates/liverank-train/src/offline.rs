@@ -315,7 +315,7 @@ pub fn train_offline(
     settings: &TrainSettings,
     train: &[Sample],
     history: Option<&HistorySource<'_>>,
-    mut on_step: impl FnMut(Option<&Trainer>, Progress) -> Result<()>,
+    mut on_step: impl FnMut(Option<&Trainer>, Progress) -> Result<()> + Send,
 ) -> Result<OfflineRun> {
     let batch_size = settings.batch_size.max(1);
     let per_epoch = train.len().div_ceil(batch_size) as u64;
@@ -383,12 +383,14 @@ pub fn train_offline(
                 });
                 let mut stopped = None;
                 let mut done = step;
-                let result = trainer.train_pipelined(batches, |stats| {
-                    done += 1;
-                    last = stats.loss;
-                    on_step(None, progress(stats.loss, stats.rows, done, false)).map_err(|e| {
-                        stopped = Some(e);
-                        liverank_model::ModelError::Shape("stopped by the caller".into())
+                let result = rayon::scope(|_| {
+                    trainer.train_pipelined(batches, |stats| {
+                        done += 1;
+                        last = stats.loss;
+                        on_step(None, progress(stats.loss, stats.rows, done, false)).map_err(|e| {
+                            stopped = Some(e);
+                            liverank_model::ModelError::Shape("stopped by the caller".into())
+                        })
                     })
                 });
                 if let Some(e) = stopped {
