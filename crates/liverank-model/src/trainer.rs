@@ -415,10 +415,7 @@ impl Scorer {
                 TensorData::new(seq_rows, [rows, batch.seq_len, s, d]),
                 &self.device,
             );
-            let bias: Vec<f32> = batch.seq_mask[..rows * batch.seq_len]
-                .iter()
-                .map(|&m| if m { 0.0 } else { PAD_BIAS })
-                .collect();
+            let bias = pad_bias(&batch.seq_mask[..rows * batch.seq_len]);
             (
                 Some(seq),
                 Some(Tensor::from_data(
@@ -531,18 +528,18 @@ fn gather_rows(
         train,
         &mut lookup,
     );
-    let seq = (batch.seq_len > 0).then(|| {
-        let bias: Vec<f32> = batch
-            .seq_mask
-            .iter()
-            .map(|&m| if m { 0.0 } else { PAD_BIAS })
-            .collect();
-        (seq, bias)
-    });
+    let seq = (batch.seq_len > 0).then(|| (seq, pad_bias(&batch.seq_mask)));
     GatheredRows {
         lookup,
         values: InputValues { fields, seq },
     }
+}
+
+/// The attention bias of sequence positions: 0 on an item, [`PAD_BIAS`] on padding.
+fn pad_bias(mask: &[bool]) -> Vec<f32> {
+    mask.iter()
+        .map(|&m| if m { 0.0 } else { PAD_BIAS })
+        .collect()
 }
 
 /// Checks a batch against the model's shape and tasks.
@@ -683,27 +680,14 @@ fn apply_leaf_gradients(
     (fields, seq): &LeafGradients,
 ) -> Result<()> {
     let (fields, seq) = (leaf_slice(fields)?, leaf_slice(seq)?);
-    let d = store.dim().max(1);
-    let field_slots = match (fields, seq) {
-        (Some(f), _) => f.len() / d,
-        (None, Some(q)) => lookup.slots().saturating_sub(q.len() / d),
-        (None, None) => lookup.slots(),
-    };
-    let zeros;
-    let fields = match fields {
-        Some(f) => f,
-        None => {
-            zeros = vec![0.0; field_slots * d];
-            &zeros[..]
-        }
-    };
-    let zeros_seq;
-    let seq = match seq {
-        Some(q) => q,
-        None => {
-            zeros_seq = vec![0.0; lookup.slots().saturating_sub(field_slots) * d];
-            &zeros_seq[..]
-        }
+    // A leaf without a gradient stands for zeros over the slots the other one leaves.
+    let present = fields.map_or(0, <[f32]>::len) + seq.map_or(0, <[f32]>::len);
+    let zeros = vec![0.0; (lookup.slots() * store.dim()).saturating_sub(present)];
+    let (fields, seq) = match (fields, seq) {
+        (Some(f), Some(q)) => (f, q),
+        (Some(f), None) => (f, &zeros[..]),
+        (None, Some(q)) => (&zeros[..], q),
+        (None, None) => (&zeros[..], &[][..]),
     };
     store
         .apply_gradient_runs(lookup, &[fields, seq])
