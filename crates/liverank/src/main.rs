@@ -8,6 +8,7 @@ mod bench_model;
 mod history;
 mod inspect;
 mod pipeline;
+mod report;
 mod samples;
 mod settings;
 mod simulate;
@@ -50,6 +51,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
+    /// Write the HTML report (and its Markdown twin) of a run directory.
+    Report(report::ReportArgs),
     /// Print the effective settings (defaults ← --config ← environment) as TOML.
     Config,
 }
@@ -122,6 +125,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => pipeline::run(&settings, args),
         Command::History(args) => history::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
+        Command::Report(args) => report::run(args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;
             print!("{text}");
