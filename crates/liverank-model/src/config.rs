@@ -1,6 +1,6 @@
 //! Model configuration: what the ranker looks like and how it learns.
 
-use liverank_types::Task;
+use liverank_types::{GsuKind, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -94,39 +94,9 @@ impl Default for SparseConfig {
     }
 }
 
-/// A Cross GSU sequence the ranker attends over (Moment&Cross §2.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HistorySequence {
-    /// V_short: the latest short videos.
-    Short,
-    /// V_long: short videos soft-searched with the target's embedding.
-    Long,
-    /// V_aidhard: the latest short videos of the target's author.
-    AidHard,
-    /// V_livelong: lives soft-searched with the target's embedding.
-    LiveLong,
-    /// V_mixed: the latest long-viewed lives and videos.
-    Mixed,
-}
-
-impl HistorySequence {
-    /// The name used in configuration and reports.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Short => "short",
-            Self::Long => "long",
-            Self::AidHard => "aid_hard",
-            Self::LiveLong => "live_long",
-            Self::Mixed => "mixed",
-        }
-    }
-
-    /// Whether the sequence comes from a soft search (needs item vectors).
-    pub const fn is_soft(self) -> bool {
-        matches!(self, Self::Long | Self::LiveLong)
-    }
-}
+/// A Cross GSU sequence the ranker attends over: the one enum of the kinds, in
+/// `liverank-types` (the older name, kept for existing callers).
+pub type HistorySequence = GsuKind;
 
 /// Everything that shapes the ranker and its training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,7 +120,7 @@ pub struct RankerConfig {
     pub product_seq_len: usize,
     /// Cross history sequences, one attention group each, queried by the target room's
     /// category; empty = no history input.
-    pub history_sequences: Vec<HistorySequence>,
+    pub history_sequences: Vec<GsuKind>,
     /// Positions of each history sequence (the GSU length L).
     pub history_len: usize,
     /// Dense summary of the user's whole visible history against the target: counts and
@@ -179,9 +149,9 @@ impl Default for RankerConfig {
             stat_lookback: 8,
             product_seq_len: 20,
             history_sequences: vec![
-                HistorySequence::Short,
-                HistorySequence::AidHard,
-                HistorySequence::Mixed,
+                GsuKind::Short,
+                GsuKind::AidHard,
+                GsuKind::Mixed,
             ],
             history_len: 50,
             history_profile: true,

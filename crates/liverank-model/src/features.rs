@@ -16,10 +16,11 @@
 //! store's exact map never mixes a user 7 with a live 7, while the same live shares one row
 //! wherever it appears (target field now, history sequences in Cross).
 
-use liverank_history::{Domain, GsuSequences, HistoryRecord, Sequence};
-use liverank_types::{STAT_SERIES, Sample, SampleKind, Task};
+use liverank_types::{
+    Domain, GsuKind, GsuSequences, HistoryRecord, STAT_SERIES, Sample, SampleKind, Task,
+};
 
-use crate::config::{HistorySequence, RankerConfig};
+use crate::config::RankerConfig;
 use crate::network::{InputShape, SeqGroup, SeqGroups};
 
 /// Namespace of a sparse key (top byte).
@@ -214,7 +215,7 @@ pub struct FeatureBuilder {
     tasks: Vec<Task>,
     stat_lookback: usize,
     product_seq_len: usize,
-    history: Vec<HistorySequence>,
+    history: Vec<GsuKind>,
     history_len: usize,
     history_profile: bool,
 }
@@ -305,7 +306,7 @@ impl FeatureBuilder {
     }
 
     /// Appends one sample as a row with what the user's history held at the exposure (the
-    /// sequences from [`liverank_history::GsuAssembler`]; `None` = no history known).
+    /// sequences from `liverank_history::GsuAssembler`; `None` = no history known).
     pub fn push_with_history(
         &self,
         batch: &mut FeatureBatch,
@@ -314,7 +315,7 @@ impl FeatureBuilder {
     ) {
         let f = &sample.features;
         let profile = f.user_profile.unwrap_or([0; 5]);
-        let author_type = f.author_type.as_deref().map_or(0, fnv1a);
+        let author_type = f.author_type.as_deref().map_or(0, liverank_types::hash::str_id);
         let age_minutes = f.live_age_ms / 60_000;
         let age_bucket = u64::from(64 - age_minutes.leading_zeros());
         batch.fields.extend_from_slice(&[
@@ -358,7 +359,7 @@ impl FeatureBuilder {
         let target_category = sample.category.map(|c| c.0);
         let mut history_dense = [0.0f32; 2 * crate::network::MAX_SEQ_GROUPS];
         for (g, which) in self.history.iter().enumerate() {
-            let seq = history.map(|h| pick(h.sequences, *which));
+            let seq = history.map(|h| &h.sequences[*which]);
             let (mut filled, mut matching) = (0usize, 0usize);
             for p in 0..self.history_len {
                 match seq.filter(|s| s.mask.get(p).copied().unwrap_or(false)) {
@@ -491,29 +492,11 @@ fn history_profile(
     ]
 }
 
-fn pick(h: &GsuSequences, which: HistorySequence) -> &Sequence {
-    match which {
-        HistorySequence::Short => &h.short,
-        HistorySequence::Long => &h.long,
-        HistorySequence::AidHard => &h.aid_hard,
-        HistorySequence::LiveLong => &h.live_long,
-        HistorySequence::Mixed => &h.mixed,
-    }
-}
-
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use liverank_history::{Categories, GsuSequences};
+    use liverank_types::Categories;
     use liverank_types::{
         AuthorId, CategoryId, DurationMs, EventTime, ExposureFeatures, LabelMask, LiveId, Policy,
         RequestId, UserId,
@@ -558,7 +541,7 @@ mod tests {
         let config = RankerConfig {
             tasks: vec![Task::Click],
             product_seq_len: 1,
-            history_sequences: vec![HistorySequence::Short, HistorySequence::Mixed],
+            history_sequences: vec![GsuKind::Short, GsuKind::Mixed],
             history_len: 3,
             history_profile: true,
             stat_lookback: 1,
@@ -584,23 +567,19 @@ mod tests {
             record(Domain::Video, 13, 5, 3, false),
             record(Domain::Live, 41, 8, 6, false),
         ];
-        let mut sequences = GsuSequences {
-            short: Sequence::padding(3),
-            mixed: Sequence::padding(3),
-            ..GsuSequences::default()
-        };
+        let mut sequences = GsuSequences::padding(3);
         // V_short newest first: 13 (c5), 12 (c7), 11 (c5).
         for (p, (item, category)) in [(13, 5), (12, 7), (11, 5)].into_iter().enumerate() {
-            sequences.short.items[p] = item;
-            sequences.short.categories[p] = category;
-            sequences.short.mask[p] = true;
+            sequences[GsuKind::Short].items[p] = item;
+            sequences[GsuKind::Short].categories[p] = category;
+            sequences[GsuKind::Short].mask[p] = true;
         }
         // V_mixed: the long-viewed live 40 (c5) and video 11 (c5); one padding slot.
         for (p, (item, category, live)) in [(40, 5, 1), (11, 5, 0)].into_iter().enumerate() {
-            sequences.mixed.items[p] = item;
-            sequences.mixed.categories[p] = category;
-            sequences.mixed.domains[p] = live;
-            sequences.mixed.mask[p] = true;
+            sequences[GsuKind::Mixed].items[p] = item;
+            sequences[GsuKind::Mixed].categories[p] = category;
+            sequences[GsuKind::Mixed].domains[p] = live;
+            sequences[GsuKind::Mixed].mask[p] = true;
         }
         let view = HistoryView {
             sequences: &sequences,

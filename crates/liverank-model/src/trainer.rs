@@ -863,22 +863,15 @@ impl Trainer {
         Ok(trainer)
     }
 
-    /// Writes a checkpoint atomically (temporary file, fsync, rename).
+    /// Writes a checkpoint atomically (`liverank_fs::write_atomic`: temporary file, fsync,
+    /// rename, directory fsync; no temporary file left on failure).
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         let fail = |reason: String| ModelError::Checkpoint {
             path: path.display().to_string(),
             reason,
         };
         let bytes = self.to_bytes()?;
-        let tmp = path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| fail(e.to_string()))
+        liverank_fs::write_atomic_bytes(path, &bytes).map_err(|e| fail(e.to_string()))
     }
 
     /// Reads a checkpoint written by [`Trainer::save`].

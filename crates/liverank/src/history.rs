@@ -12,6 +12,7 @@ use liverank_history::{
     HistoryConfig, HistoryError, HistoryRecord, HistoryStore, MemoryStore, RedisStore,
 };
 use liverank_ingest::{ReadError, open_events, read_table};
+use liverank_types::stats::quantile_sorted;
 use liverank_types::{AuthorId, EventTime, Live, UserId, Video};
 use std::collections::HashSet;
 use std::io::Write;
@@ -27,19 +28,19 @@ pub struct HistoryArgs {
 
 /// Which store, overriding the settings' `[history]`.
 #[derive(Debug, Args, Clone)]
-struct StoreArgs {
+pub struct StoreArgs {
     /// Directory of the embedded store (default: the settings' history.path).
     #[arg(long)]
-    store: Option<PathBuf>,
+    pub store: Option<PathBuf>,
     /// Backend: embedded or redis (default: the settings' history.backend).
     #[arg(long)]
-    backend: Option<BackendKind>,
+    pub backend: Option<BackendKind>,
     /// Redis server, with --backend redis (default: the settings' history.redis_url).
     #[arg(long)]
-    redis_url: Option<String>,
+    pub redis_url: Option<String>,
     /// Prefix of the store's Redis keys (default: the settings' history.redis_prefix).
     #[arg(long)]
-    redis_prefix: Option<String>,
+    pub redis_prefix: Option<String>,
 }
 
 impl StoreArgs {
@@ -206,18 +207,21 @@ pub fn run(settings: &Settings, args: HistoryArgs) -> Result<(), Failure> {
     }
 }
 
-struct BuildArgs {
-    events: PathBuf,
-    store: StoreArgs,
-    videos: Option<PathBuf>,
-    lives: Option<PathBuf>,
-    batch: usize,
-    print_acks: bool,
-    fresh: bool,
-    quiet: bool,
+/// What `liverank history build` does (its flags; `batch` ≥ 1).
+#[derive(Debug)]
+pub struct BuildArgs {
+    pub events: PathBuf,
+    pub store: StoreArgs,
+    pub videos: Option<PathBuf>,
+    pub lives: Option<PathBuf>,
+    pub batch: usize,
+    pub print_acks: bool,
+    pub fresh: bool,
+    pub quiet: bool,
 }
 
-fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
+/// Runs `liverank history build`: appends the events' records to the store.
+pub fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
     let config = args.store.config(settings);
     let videos_path = args
         .videos
@@ -374,14 +378,6 @@ pub struct BenchHistoryArgs {
     redis_url: Option<String>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// Times `f` `n` times; returns (p50, p99) in microseconds.
 fn latency(
     n: usize,
@@ -394,7 +390,7 @@ fn latency(
         us.push(t.elapsed().as_secs_f64() * 1e6);
     }
     us.sort_by(f64::total_cmp);
-    Ok((percentile(&us, 50.0), percentile(&us, 99.0)))
+    Ok((quantile_sorted(&us, 0.5), quantile_sorted(&us, 0.99)))
 }
 
 /// Runs `liverank bench history`.
@@ -496,7 +492,7 @@ pub fn bench(settings: &Settings, args: &BenchHistoryArgs) -> Result<(), Failure
             let gsu = assembler
                 .assemble_with(store.as_ref(), &request, &vectors, &mut scratch)
                 .map_err(runtime)?;
-            filled += gsu.named().iter().map(|(_, s)| s.filled()).sum::<usize>();
+            filled += gsu.iter().map(|(_, s)| s.filled()).sum::<usize>();
             Ok(())
         })?;
         // The five searches alone, over records already read: the assembler's own cost.

@@ -21,34 +21,34 @@ use std::sync::Arc;
 pub struct SamplesArgs {
     /// Event file (.parquet or .jsonl), in arrival order.
     #[arg(long)]
-    events: PathBuf,
+    pub events: PathBuf,
     /// Output directory: samples (Parquet segments or samples.jsonl), dead_letters.jsonl,
     /// checkpoint.bin, summary.json.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Labelling policy; repeat for several in one pass. Default: the settings' [samples].
     #[arg(long = "policy")]
-    policies: Vec<Policy>,
+    pub policies: Vec<Policy>,
     /// Write a checkpoint every this many input records (0: only at the end).
     #[arg(long, default_value_t = 500_000)]
-    checkpoint_every: u64,
+    pub checkpoint_every: u64,
     /// Start over even if a checkpoint exists in the output directory.
     #[arg(long)]
-    fresh: bool,
+    pub fresh: bool,
     /// Sample file format: Parquet segments (`samples-NNNNN.parquet`, one per checkpoint
     /// interval) or one `samples.jsonl`.
     #[arg(long, default_value = "parquet", value_parser = ["parquet", "jsonl"])]
-    format: String,
+    pub format: String,
     /// Leave the (large) feature block out of the samples.
     #[arg(long)]
-    no_features: bool,
+    pub no_features: bool,
     /// Print the label-consistency table (share of complete positives each policy
     /// captures, and the capture delay). Runs every policy.
     #[arg(long)]
-    report: bool,
+    pub report: bool,
     /// No progress bar.
     #[arg(long, short)]
-    quiet: bool,
+    pub quiet: bool,
 }
 
 enum SampleSink {
