@@ -1,5 +1,5 @@
 //! `liverank bench train` / `bench score`: the product's own ranker and trainer at the shape
-//! of `../shared/bench/peer_torch_ranker.py`, fed synthetic batches like the peer's, printing
+//! of `bench/peer_torch_ranker.py`, fed synthetic batches like the peer's, printing
 //! the same `RESULT` lines so one script can run both and divide.
 //!
 //! Threads: burn's flex backend runs on a rayon pool; `RAYON_NUM_THREADS=1` pins it to one
