@@ -7,7 +7,6 @@
 //! user's history once and call [`GsuAssembler::assemble_from`] for each of the user's
 //! samples in time order: it cuts the records at each sample's `before_ts` itself.
 
-use crate::config::HistoryConfig;
 use crate::error::Result;
 use crate::record::{Domain, HistoryRecord};
 
@@ -49,11 +48,6 @@ impl GsuAssembler {
     /// Sequences of length `len` (the paper's L = 50).
     pub fn new(len: usize) -> Self {
         Self { len }
-    }
-
-    /// Sequences of the configured length.
-    pub fn from_config(config: &HistoryConfig) -> Self {
-        Self::new(config.sequence_len)
     }
 
     /// Sequence length L.

@@ -261,10 +261,7 @@ fn check_unknown_user(make: fn(usize, &str) -> Fixture) {
             &NoVectors,
         )
         .unwrap();
-    assert!(
-        gsu.iter()
-            .all(|(_, q)| q.filled() == 0 && q.len() == 3)
-    );
+    assert!(gsu.iter().all(|(_, q)| q.filled() == 0 && q.len() == 3));
 }
 
 fn check_validation(make: fn(usize, &str) -> Fixture) {

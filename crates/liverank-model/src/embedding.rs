@@ -75,7 +75,6 @@ mod snapshot;
 pub use optimizer::RowOptimizer;
 pub use snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 
-
 /// Errors of the embedding store.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddingError {
@@ -737,8 +736,9 @@ impl EmbeddingStore {
         }
         let base = row as usize * self.stride;
         let (w, state) = self.data[base..base + self.stride].split_at_mut(self.config.dim);
-        let mut rng =
-            liverank_types::rng::SplitMix64::new(self.config.seed ^ key.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        let mut rng = liverank_types::rng::SplitMix64::new(
+            self.config.seed ^ key.wrapping_mul(0xD6E8_FEB8_6659_FD93),
+        );
         for x in w.iter_mut() {
             *x = rng.uniform(self.config.init_scale);
         }

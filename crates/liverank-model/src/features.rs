@@ -218,6 +218,8 @@ pub struct FeatureBuilder {
     history: Vec<GsuKind>,
     history_len: usize,
     history_profile: bool,
+    history_prior: f32,
+    history_prior_plays: f32,
 }
 
 impl FeatureBuilder {
@@ -230,6 +232,8 @@ impl FeatureBuilder {
             history: config.history_sequences.clone(),
             history_len: config.history_len,
             history_profile: config.history_profile,
+            history_prior: config.history_prior,
+            history_prior_plays: config.history_prior_plays,
         }
     }
 
@@ -315,7 +319,10 @@ impl FeatureBuilder {
     ) {
         let f = &sample.features;
         let profile = f.user_profile.unwrap_or([0; 5]);
-        let author_type = f.author_type.as_deref().map_or(0, liverank_types::hash::str_id);
+        let author_type = f
+            .author_type
+            .as_deref()
+            .map_or(0, liverank_types::hash::str_id);
         let age_minutes = f.live_age_ms / 60_000;
         let age_bucket = u64::from(64 - age_minutes.leading_zeros());
         batch.fields.extend_from_slice(&[
@@ -414,6 +421,10 @@ impl FeatureBuilder {
                 records,
                 target_category,
                 sample.author.map(|a| a.0),
+                Prior {
+                    share: self.history_prior,
+                    plays: self.history_prior_plays,
+                },
             ));
         }
 
@@ -444,13 +455,27 @@ impl FeatureBuilder {
     }
 }
 
+/// The prior of the smoothed log share: `plays` pseudo-plays at `share` in the target's
+/// category (`share` 0: not set, the user's own spread decides, see [`history_profile`]).
+#[derive(Clone, Copy, Debug)]
+struct Prior {
+    share: f32,
+    plays: f32,
+}
+
 /// The history profile: log counts of video plays and live sessions, the shares of plays,
 /// long-viewed plays and sessions in the target's category, a smoothed log share of plays,
 /// and the share of sessions with the target's author (0 where there is nothing to share).
+///
+/// The smoothed log share is `ln((plays_in + w·p) / (plays + w)) / 5` with the prior `w`
+/// pseudo-plays at share `p`: `p` is [`RankerConfig::history_prior`] (training sets it from
+/// the data: one over the number of room categories among its samples) or, when that is
+/// 0, one over the number of distinct categories in this user's plays plus one.
 fn history_profile(
     records: &[HistoryRecord],
     category: Option<u32>,
     author: Option<u64>,
+    prior: Prior,
 ) -> [f32; PROFILE_DENSE] {
     let (mut plays, mut plays_in, mut long, mut long_in) = (0u32, 0u32, 0u32, 0u32);
     let (mut sessions, mut sessions_in, mut sessions_author) = (0u32, 0u32, 0u32);
@@ -479,19 +504,30 @@ fn history_profile(
             part as f32 / whole as f32
         }
     };
+    let prior_share = if prior.share > 0.0 {
+        prior.share
+    } else {
+        let mut seen: Vec<u32> = records
+            .iter()
+            .filter(|r| r.domain == Domain::Video)
+            .filter_map(|r| r.categories.primary().map(|c| c.0))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        1.0 / (seen.len() as f32 + 1.0)
+    };
+    let w = prior.plays;
     [
         (plays as f32).ln_1p() / 8.0,
         share(plays_in, plays),
-        // The simulator's (and a user's) click logit grows with log affinity: a smoothed
-        // log share (prior 1/31, the uniform share of 31 categories, weight 3 plays).
-        ((plays_in as f32 + 0.1) / (plays as f32 + 3.1)).ln() / 5.0,
+        // Interest grows with log affinity: a smoothed log share (see the doc above).
+        ((plays_in as f32 + w * prior_share) / (plays as f32 + w)).ln() / 5.0,
         share(long_in, long),
         (sessions as f32).ln_1p() / 5.0,
         share(sessions_in, sessions),
         share(sessions_author, sessions),
     ]
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -467,7 +467,9 @@ impl GsuSequences {
     }
 
     /// One sequence per kind, built in [`GsuKind::ALL`] order.
-    pub fn try_from_fn<E>(mut build: impl FnMut(GsuKind) -> Result<Sequence, E>) -> Result<Self, E> {
+    pub fn try_from_fn<E>(
+        mut build: impl FnMut(GsuKind) -> Result<Sequence, E>,
+    ) -> Result<Self, E> {
         let mut out = Self::default();
         for kind in GsuKind::ALL {
             out.by_kind[kind.index()] = build(kind)?;

@@ -3,7 +3,7 @@
 //! Also `liverank bench history`: append throughput, query and GSU latency per backend.
 
 use crate::settings::Settings;
-use crate::{Failure, InputContext};
+use crate::{Failure, IngestContext, InputContext};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use liverank_history::synthetic::SyntheticHistory;
@@ -227,7 +227,7 @@ pub fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
         .videos
         .clone()
         .unwrap_or_else(|| beside(&args.events, "videos"));
-    let videos: Vec<Video> = read_table(&videos_path).input_err(&format!(
+    let videos: Vec<Video> = read_table(&videos_path).ingest_err(&format!(
         "reading the videos table {} (pass --videos)",
         videos_path.display()
     ))?;
@@ -237,11 +237,11 @@ pub fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
         .unwrap_or_else(|| beside(&args.events, "lives"));
     let lives: Vec<Live> = if args.lives.is_some() || lives_path.exists() {
         read_table(&lives_path)
-            .input_err(&format!("reading the lives table {}", lives_path.display()))?
+            .ingest_err(&format!("reading the lives table {}", lives_path.display()))?
     } else {
         Vec::new()
     };
-    let reader = open_events(&args.events).input_err("opening the events")?;
+    let reader = open_events(&args.events).ingest_err("opening the events")?;
     if args.fresh {
         match config.backend {
             BackendKind::Embedded => {
@@ -258,7 +258,7 @@ pub fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
         }
     }
     let store = open(&config)?;
-    let mut builder = HistoryBuilder::new(config.long_view_ms)
+    let mut builder = HistoryBuilder::new(settings.samples.long_view_ms)
         .with_videos(&videos)
         .with_lives(&lives);
     drop((videos, lives));
@@ -303,11 +303,7 @@ pub fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
                 builder.push(&event, &mut pending);
             }
             Err(ReadError::Record(_)) => unreadable += 1,
-            Err(ReadError::Fatal(e)) => {
-                return Err(Failure::Input(
-                    anyhow::Error::from(e).context("reading the events"),
-                ));
-            }
+            Err(ReadError::Fatal(e)) => return Err(Failure::ingest(e, "reading the events")),
         }
         if pending.len() >= args.batch {
             flush(&mut pending)?;
@@ -479,7 +475,7 @@ pub fn bench(settings: &Settings, args: &BenchHistoryArgs) -> Result<(), Failure
                 .map(drop)
                 .map_err(runtime)
         })?;
-        let assembler = GsuAssembler::from_config(&config);
+        let assembler = GsuAssembler::new(settings.model.history_len);
         let mut scratch = GsuScratch::default();
         let mut filled = 0usize;
         let (gsu50, gsu99) = latency(n, |i| {

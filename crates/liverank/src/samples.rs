@@ -6,7 +6,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use liverank_ingest::{
     DeadLetter, DeadLetterKind, EventFormat, ParquetSampleWriter, ReadError, RecordErrorKind,
-    open_events, read_table,
+    open_events,
 };
 use liverank_samples::checkpoint::{read_checkpoint, write_checkpoint};
 use liverank_samples::{FeatureContext, Output, RejectReason, SampleConfig, SampleEngine};
@@ -195,16 +195,6 @@ impl Outputs {
     }
 }
 
-fn sibling<T: serde::de::DeserializeOwned>(events: &Path, stem: &str) -> Vec<T> {
-    let dir = events.parent().unwrap_or(Path::new("."));
-    let ext = events
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("parquet");
-    let path = dir.join(format!("{stem}.{ext}"));
-    read_table(&path).unwrap_or_default()
-}
-
 /// Runs the command.
 pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<(), Failure> {
     EventFormat::from_path(&args.events).input_err("unsupported event file")?;
@@ -224,8 +214,9 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
     };
     config.validate().input_err("invalid sample settings")?;
     std::fs::create_dir_all(&args.out).map_err(anyhow::Error::from)?;
-    let users: Vec<User> = sibling(&args.events, "users");
-    let authors: Vec<Author> = sibling(&args.events, "authors");
+    // Optional tables (unknown ids give no features), but a table that is there must read.
+    let users: Vec<User> = crate::table_beside(&args.events, "users")?.unwrap_or_default();
+    let authors: Vec<Author> = crate::table_beside(&args.events, "authors")?.unwrap_or_default();
     let context = Arc::new(FeatureContext::new(&users, &authors));
     let checkpoint = args.out.join("checkpoint.bin");
     if args.fresh {
