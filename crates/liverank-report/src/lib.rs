@@ -246,17 +246,5 @@ impl Table {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| ReportError::io(path, e))?;
-    tmp.write_all(bytes).map_err(|e| ReportError::io(path, e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| ReportError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| ReportError::io(path, e.error))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ReportError::io(dir, e))?;
-    Ok(())
+    liverank_fs::write_atomic_bytes(path, bytes).map_err(|e| ReportError::io(path, e))
 }
