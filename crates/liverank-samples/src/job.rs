@@ -506,9 +506,9 @@ mod tests {
         }
         events.sort_by_key(|e| e.ts);
         // One late and one duplicate event for the dead letters.
+        let dup = events.iter().rev().find(|e| e.event_id.0 % 11 != 0).cloned();
         events.push(ev(0, EventKind::Like { user: UserId(1), live: LiveId(1) }));
-        let dup = events[5].clone();
-        events.push(dup);
+        events.extend(dup);
         events
     }
 

@@ -1,7 +1,8 @@
 //! Property tests over random event streams: arbitrary generated streams (shuffled within
-//! the lateness) and the simulator's streams with fault injection. The `complete` labels
-//! are checked against a deliberately naive reference written here: for each exposure,
-//! replay the rest of the stream and apply SPEC §3 literally.
+//! the lateness) and the simulator's streams with fault injection. Every sample of every
+//! policy is checked against a deliberately naive reference written here: for each
+//! exposure, replay the rest of the stream to find its life (close time and cause, first
+//! positive per task), then apply each policy's SPEC §3 text to it.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
@@ -34,8 +35,32 @@ fn accepted_in_order(arrivals: &[Event], lateness: i64) -> Vec<Event> {
     kept
 }
 
-/// SPEC §3, literally: positives of each exposure during its life.
-fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8> {
+/// One exposure's life as SPEC §3 defines it, found by replaying the stream after its
+/// impression.
+#[derive(Clone, Debug)]
+struct Life {
+    /// Impression time.
+    t0: i64,
+    /// Close time.
+    close: i64,
+    /// Closed by a deadline (click timeout, max session), which acts before the flush at
+    /// the same instant; an event closing it exactly on a boundary leaves it in that flush.
+    by_deadline: bool,
+    /// First positive time per task during the life.
+    first: [Option<i64>; 7],
+}
+
+impl Life {
+    fn positives(&self, keep: impl Fn(i64) -> bool) -> u8 {
+        self.first.iter().enumerate().fold(0, |m, (i, f)| match f {
+            Some(t) if keep(*t) => m | 1 << i,
+            _ => m,
+        })
+    }
+}
+
+/// SPEC §3, literally: each exposure's life and first positives.
+fn naive_lives(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), Life> {
     let (timeout, max_session) = (c.click_timeout_ms as i64, c.max_session_ms as i64);
     let mut result = BTreeMap::new();
     for (i, ev) in events.iter().enumerate() {
@@ -54,15 +79,15 @@ fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8
         }
         let t0 = ev.ts.0;
         let mut entered: Option<i64> = None;
-        let mut close: Option<i64> = None;
-        let mut pos = 0u8;
+        let mut close: Option<(i64, bool)> = None;
+        let mut first = [None; 7];
         for ej in &events[i + 1..] {
             let t = ej.ts.0;
             let mine = |u: UserId, l: LiveId| u == user && l == live;
             match entered {
                 None => {
                     if t >= t0 + timeout {
-                        close = Some(t0 + timeout);
+                        close = Some((t0 + timeout, true));
                         break;
                     }
                     match ej.kind {
@@ -74,11 +99,11 @@ fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8
                             request_id: r,
                             ..
                         } if u == user && !(r == request_id && item == ItemRef::Live(live)) => {
-                            close = Some(t);
+                            close = Some((t, false));
                             break;
                         }
                         EventKind::LiveEnd { live: l } if l == live => {
-                            close = Some(t);
+                            close = Some((t, false));
                             break;
                         }
                         EventKind::Enter {
@@ -87,14 +112,14 @@ fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8
                             request_id: Some(r),
                         } if mine(u, l) && r == request_id => {
                             entered = Some(t);
-                            pos |= 1 << Task::Click as u8;
+                            first[Task::Click as usize] = Some(t);
                         }
                         _ => {}
                     }
                 }
                 Some(_) => {
                     if t >= t0 + max_session {
-                        close = Some(t0 + max_session);
+                        close = Some((t0 + max_session, true));
                         break;
                     }
                     let task = match ej.kind {
@@ -104,11 +129,11 @@ fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8
                         | EventKind::Enter {
                             user: u, live: l, ..
                         } if mine(u, l) => {
-                            close = Some(t);
+                            close = Some((t, false));
                             break;
                         }
                         EventKind::LiveEnd { live: l } if l == live => {
-                            close = Some(t);
+                            close = Some((t, false));
                             break;
                         }
                         EventKind::Like { user: u, live: l } if mine(u, l) => Some(Task::Like),
@@ -125,24 +150,88 @@ fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8
                         _ => None,
                     };
                     if let Some(task) = task {
-                        pos |= 1 << task as u8;
+                        first[task as usize].get_or_insert(t);
                     }
                 }
             }
         }
-        let close = close.unwrap_or(if entered.is_some() {
-            t0 + max_session
+        let (close, by_deadline) = close.unwrap_or(if entered.is_some() {
+            (t0 + max_session, true)
         } else {
-            t0 + timeout
+            (t0 + timeout, true)
         });
+        let threshold = c.long_view_ms as i64;
         if let Some(te) = entered
-            && close - te >= c.long_view_ms as i64
+            && close - te >= threshold
         {
-            pos |= 1 << Task::LongView as u8;
+            // Still in the room at enter + threshold (it turns positive before a close at
+            // that very instant).
+            first[Task::LongView as usize] = Some(te + threshold);
         }
-        result.insert(key, pos);
+        result.insert(
+            key,
+            Life {
+                t0,
+                close,
+                by_deadline,
+                first,
+            },
+        );
     }
     result
+}
+
+/// A sample without its identity: (policy, exposure key, kind, ts, labels, mask).
+type Expect = (Policy, (u64, u64), SampleKind, i64, u8, u8);
+
+/// Each policy of SPEC §3 applied to each life, written from the text alone.
+fn naive_samples(lives: &BTreeMap<(u64, u64), Life>, c: &SampleConfig) -> Vec<Expect> {
+    let grid = c.flush_interval_ms as i64;
+    let (fast, slow) = (c.fast_window_ms as i64, c.slow_window_ms as i64);
+    let mut out = Vec::new();
+    for (&key, life) in lives {
+        // Flush boundaries while open: after the impression, up to the close (a close by
+        // an event on a boundary comes after that boundary's flush, a deadline before).
+        let mut flushes = Vec::new();
+        let mut b = (life.t0.div_euclid(grid) + 1) * grid;
+        while b < life.close || (b == life.close && !life.by_deadline) {
+            flushes.push(b);
+            b += grid;
+        }
+        // realtime: new first positives before each boundary, masked to themselves; at
+        // close, everything not yet reported.
+        let mut reported = 0u8;
+        for &b in &flushes {
+            let new = life.positives(|t| t < b) & !reported;
+            if new != 0 {
+                out.push((Policy::Realtime, key, SampleKind::Flush, b, new, new));
+                reported |= new;
+            }
+        }
+        if reported != ALL_TASKS {
+            let rest = ALL_TASKS & !reported;
+            let labels = life.positives(|_| true) & rest;
+            out.push((Policy::Realtime, key, SampleKind::Close, life.close, labels, rest));
+        }
+        // naive30: every task at every boundary while open.
+        for &b in &flushes {
+            let labels = life.positives(|t| t < b);
+            out.push((Policy::Naive30, key, SampleKind::Flush, b, labels, ALL_TASKS));
+        }
+        // complete: one sample at close.
+        let all = life.positives(|_| true);
+        out.push((Policy::Complete, key, SampleKind::Close, life.close, all, ALL_TASKS));
+        // fastslow: the fast window includes its end, the slow one is (fast, slow].
+        let (fast_end, slow_end) = (life.t0 + fast, life.t0 + slow);
+        let early = life.positives(|t| t <= fast_end);
+        out.push((Policy::Fastslow, key, SampleKind::Fast, fast_end, early, ALL_TASKS));
+        let late = life.positives(|t| fast_end < t && t <= slow_end);
+        if late != 0 {
+            out.push((Policy::Fastslow, key, SampleKind::Slow, slow_end, late, late));
+        }
+    }
+    out.sort_by_key(|e| format!("{e:?}"));
+    out
 }
 
 fn all_policies() -> SampleConfig {
@@ -199,23 +288,27 @@ fn check_invariants(config: &SampleConfig, arrivals: &[Event]) -> Result<(), Tes
         }
     }
     let accepted = accepted_in_order(arrivals, config.allowed_lateness_ms as i64);
-    let naive = naive_complete(&accepted, config);
-    let diff: Vec<_> = naive
+    let lives = naive_lives(&accepted, config);
+    let mut expected = naive_samples(&lives, config);
+    expected.retain(|e| config.runs(e.0));
+    let mut got: Vec<Expect> = samples
         .iter()
-        .filter(|(k, v)| complete.get(*k) != Some(*v))
-        .map(|(k, v)| (*k, *v, complete.get(k).copied()))
-        .chain(
-            complete
-                .keys()
-                .filter(|k| !naive.contains_key(*k))
-                .map(|k| (*k, 0, None)),
-        )
+        .map(|s| {
+            let (l, m) = (s.labels.labels, s.labels.mask);
+            (s.policy, key(s), s.kind, s.ts.0, l & m, m)
+        })
         .collect();
-    prop_assert!(
-        diff.is_empty(),
-        "complete labels differ from the naive replay (key, naive, engine): {:?}",
-        diff
-    );
+    got.sort_by_key(|e| format!("{e:?}"));
+    if got != expected {
+        let missing: Vec<_> = expected.iter().filter(|e| !got.contains(e)).collect();
+        let extra: Vec<_> = got.iter().filter(|e| !expected.contains(e)).collect();
+        prop_assert!(
+            false,
+            "samples differ from the naive replay of every policy\nmissing: {:?}\nextra: {:?}",
+            missing,
+            extra
+        );
+    }
     for (k, pos) in &complete {
         prop_assert_eq!(
             realtime.get(k).copied().unwrap_or(0),
