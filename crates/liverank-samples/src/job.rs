@@ -13,8 +13,8 @@
 //! implementations live in `liverank-ingest` (`sample_files`).
 
 use crate::checkpoint::{CheckpointError, Restored, read_checkpoint, write_checkpoint};
-use crate::engine::{EngineCounters, FeatureContext, Output, RejectReason, SampleEngine};
 use crate::config::SampleConfig;
+use crate::engine::{EngineCounters, FeatureContext, Output, RejectReason, SampleEngine};
 use liverank_types::{Event, Sample};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -130,8 +130,10 @@ pub struct JobCheckpoint {
 /// Where checkpoints are kept.
 pub trait CheckpointStore {
     /// The last checkpoint, `None` when there is none.
-    fn load(&mut self, context: Arc<FeatureContext>)
-    -> Result<Option<JobCheckpoint>, CheckpointError>;
+    fn load(
+        &mut self,
+        context: Arc<FeatureContext>,
+    ) -> Result<Option<JobCheckpoint>, CheckpointError>;
     /// Replaces the checkpoint, atomically.
     fn save(
         &mut self,
@@ -486,42 +488,88 @@ mod tests {
         for k in 0..40u64 {
             let (user, live, t) = (UserId(k % 5), LiveId(k % 3), k as i64 * 17_000);
             let request_id = RequestId(k);
-            events.push(ev(t, EventKind::Impression {
-                user,
-                item: ItemRef::Live(live),
-                request_id,
-                position: 0,
-                page: Page::Featured,
-            }));
-            if k % 2 == 0 {
-                events.push(ev(t + 2_000, EventKind::Enter {
+            events.push(ev(
+                t,
+                EventKind::Impression {
                     user,
-                    live,
-                    request_id: Some(request_id),
-                }));
+                    item: ItemRef::Live(live),
+                    request_id,
+                    position: 0,
+                    page: Page::Featured,
+                },
+            ));
+            if k % 2 == 0 {
+                events.push(ev(
+                    t + 2_000,
+                    EventKind::Enter {
+                        user,
+                        live,
+                        request_id: Some(request_id),
+                    },
+                ));
                 events.push(ev(t + 9_000, EventKind::Like { user, live }));
                 let watch_ms = DurationMs(70_000);
-                events.push(ev(t + 72_000, EventKind::Leave { user, live, watch_ms }));
+                events.push(ev(
+                    t + 72_000,
+                    EventKind::Leave {
+                        user,
+                        live,
+                        watch_ms,
+                    },
+                ));
             }
         }
         events.sort_by_key(|e| e.ts);
         // One late and one duplicate event for the dead letters.
-        let dup = events.iter().rev().find(|e| e.event_id.0 % 11 != 0).cloned();
-        events.push(ev(0, EventKind::Like { user: UserId(1), live: LiveId(1) }));
+        let dup = events
+            .iter()
+            .rev()
+            .find(|e| e.event_id.0 % 11 != 0)
+            .cloned();
+        events.push(ev(
+            0,
+            EventKind::Like {
+                user: UserId(1),
+                live: LiveId(1),
+            },
+        ));
         events.extend(dup);
         events
     }
 
-    fn run(dir: &Path, fail_at: Option<usize>, samples: &mut VecSink, dead: &mut VecSink) -> Result<JobResult, JobError> {
+    fn run(
+        dir: &Path,
+        fail_at: Option<usize>,
+        samples: &mut VecSink,
+        dead: &mut VecSink,
+    ) -> Result<JobResult, JobError> {
         let config = SampleConfig {
-            policies: vec![liverank_types::Policy::Realtime, liverank_types::Policy::Complete],
+            policies: vec![
+                liverank_types::Policy::Realtime,
+                liverank_types::Policy::Complete,
+            ],
             ..SampleConfig::default()
         };
-        let source = VecSource { events: stream(), at: 0, fail_at };
-        let options = JobOptions { checkpoint_every: 7, progress_every: 0 };
+        let source = VecSource {
+            events: stream(),
+            at: 0,
+            fail_at,
+        };
+        let options = JobOptions {
+            checkpoint_every: 7,
+            progress_every: 0,
+        };
         let checkpoints = FileCheckpoints::new(dir.join("checkpoint.bin"));
-        SampleJob::open(config, Arc::default(), source, samples, dead, checkpoints, options)?
-            .run(|_, _| {})
+        SampleJob::open(
+            config,
+            Arc::default(),
+            source,
+            samples,
+            dead,
+            checkpoints,
+            options,
+        )?
+        .run(|_, _| {})
     }
 
     #[test]

@@ -36,9 +36,10 @@ pub mod config;
 pub mod engine;
 pub mod job;
 pub mod live_stats;
+pub mod policy;
 
 pub use config::{ConfigError, SampleConfig};
-pub use job::{JobError, JobOptions, JobResult, Positions, SampleJob};
 pub use engine::{
     ConsistencyTally, EngineCounters, FeatureContext, Output, RejectReason, SampleEngine,
 };
+pub use job::{JobError, JobOptions, JobResult, Positions, SampleJob};

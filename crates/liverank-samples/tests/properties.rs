@@ -211,23 +211,58 @@ fn naive_samples(lives: &BTreeMap<(u64, u64), Life>, c: &SampleConfig) -> Vec<Ex
         if reported != ALL_TASKS {
             let rest = ALL_TASKS & !reported;
             let labels = life.positives(|_| true) & rest;
-            out.push((Policy::Realtime, key, SampleKind::Close, life.close, labels, rest));
+            out.push((
+                Policy::Realtime,
+                key,
+                SampleKind::Close,
+                life.close,
+                labels,
+                rest,
+            ));
         }
         // naive30: every task at every boundary while open.
         for &b in &flushes {
             let labels = life.positives(|t| t < b);
-            out.push((Policy::Naive30, key, SampleKind::Flush, b, labels, ALL_TASKS));
+            out.push((
+                Policy::Naive30,
+                key,
+                SampleKind::Flush,
+                b,
+                labels,
+                ALL_TASKS,
+            ));
         }
         // complete: one sample at close.
         let all = life.positives(|_| true);
-        out.push((Policy::Complete, key, SampleKind::Close, life.close, all, ALL_TASKS));
+        out.push((
+            Policy::Complete,
+            key,
+            SampleKind::Close,
+            life.close,
+            all,
+            ALL_TASKS,
+        ));
         // fastslow: the fast window includes its end, the slow one is (fast, slow].
         let (fast_end, slow_end) = (life.t0 + fast, life.t0 + slow);
         let early = life.positives(|t| t <= fast_end);
-        out.push((Policy::Fastslow, key, SampleKind::Fast, fast_end, early, ALL_TASKS));
+        out.push((
+            Policy::Fastslow,
+            key,
+            SampleKind::Fast,
+            fast_end,
+            early,
+            ALL_TASKS,
+        ));
         let late = life.positives(|t| fast_end < t && t <= slow_end);
         if late != 0 {
-            out.push((Policy::Fastslow, key, SampleKind::Slow, slow_end, late, late));
+            out.push((
+                Policy::Fastslow,
+                key,
+                SampleKind::Slow,
+                slow_end,
+                late,
+                late,
+            ));
         }
     }
     out.sort_by_key(|e| format!("{e:?}"));
