@@ -56,9 +56,7 @@ pub use error::{Fault, IngestError, Result};
 pub use jsonl::{JsonlEventReader, JsonlEventWriter};
 pub use parquet_events::{ParquetEventReader, ParquetEventWriter, event_schema};
 pub use record::{Position, ReadError, RecordError, RecordErrorKind};
-pub use sample_files::{
-    FileEventSource, JsonlDeadLetterSink, JsonlSampleSink, ParquetSegmentSink,
-};
+pub use sample_files::{FileEventSource, JsonlDeadLetterSink, JsonlSampleSink, ParquetSegmentSink};
 pub use samples_io::{ParquetSampleWriter, read_parquet_samples, sample_schema};
 pub use source::{EventFormat, EventReader, EventWriter, ReadStats, open_events, read_events};
 pub use table::{TABLE_BATCH_ROWS, TableReader, TableWriter, read_table, write_table};

@@ -265,9 +265,11 @@ impl SampleSink for ParquetSegmentSink {
         }
         let writer = match &mut self.writer {
             Some(w) => w,
-            None => self.writer.insert(Box::new(ParquetSampleWriter::create(
-                &segment_path(&self.dir, self.next),
-            )?)),
+            None => self
+                .writer
+                .insert(Box::new(ParquetSampleWriter::create(&segment_path(
+                    &self.dir, self.next,
+                ))?)),
         };
         writer.write(&sample)
     }

@@ -110,12 +110,31 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
     };
     let (result, samples_path) = if args.format == "parquet" {
         let sink = ParquetSegmentSink::new(&args.out, args.no_features);
-        let job = SampleJob::open(config.clone(), context, source, sink, dead, checkpoints, options);
-        (run_job(job, &args.out, progress)?, args.out.join("samples-*.parquet"))
+        let job = SampleJob::open(
+            config.clone(),
+            context,
+            source,
+            sink,
+            dead,
+            checkpoints,
+            options,
+        );
+        (
+            run_job(job, &args.out, progress)?,
+            args.out.join("samples-*.parquet"),
+        )
     } else {
         let path = args.out.join("samples.jsonl");
         let sink = JsonlSampleSink::new(&path, args.no_features);
-        let job = SampleJob::open(config.clone(), context, source, sink, dead, checkpoints, options);
+        let job = SampleJob::open(
+            config.clone(),
+            context,
+            source,
+            sink,
+            dead,
+            checkpoints,
+            options,
+        );
         (run_job(job, &args.out, progress)?, path)
     };
     bar.finish_and_clear();
@@ -153,10 +172,7 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
 /// Runs an opened job, classifying its failure: bad input (the source's data, a checkpoint
 /// that cannot be used) exits 2, the environment exits 1.
 fn run_job<K: SampleSink>(
-    job: Result<
-        SampleJob<FileEventSource, K, JsonlDeadLetterSink, FileCheckpoints>,
-        JobError,
-    >,
+    job: Result<SampleJob<FileEventSource, K, JsonlDeadLetterSink, FileCheckpoints>, JobError>,
     out: &Path,
     progress: impl FnMut(u64, &liverank_samples::EngineCounters),
 ) -> Result<JobResult, Failure> {
