@@ -312,6 +312,22 @@ pub fn rejected_event_letter(source: &str, event: &Event, reason: &RejectReason)
             DeadLetterKind::Orphan,
             "in-room event without an open session".to_string(),
         ),
+        RejectReason::OutOfRange => (
+            DeadLetterKind::Invalid,
+            format!(
+                "ts {} is outside the valid range [{}, {}) (ms since the epoch, up to 2200-01-01)",
+                event.ts.0,
+                liverank_samples::MIN_EVENT_TS,
+                liverank_samples::MAX_EVENT_TS
+            ),
+        ),
+        RejectReason::Future { newest } => (
+            DeadLetterKind::Future,
+            format!(
+                "ts {} is more than max_future_skew_ms ahead of the newest event {newest}",
+                event.ts.0
+            ),
+        ),
     };
     DeadLetter::for_event(source, kind, reason, event)
 }

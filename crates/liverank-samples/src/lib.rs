@@ -38,7 +38,7 @@ pub mod job;
 pub mod live_stats;
 pub mod policy;
 
-pub use config::{ConfigError, SampleConfig};
+pub use config::{ConfigError, MAX_EVENT_TS, MAX_WINDOW_MS, MIN_EVENT_TS, SampleConfig};
 pub use engine::{
     ConsistencyTally, EngineCounters, FeatureContext, Output, RejectReason, SampleEngine,
 };

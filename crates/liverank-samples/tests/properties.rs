@@ -535,3 +535,85 @@ fn count_series_sum_to_the_raw_event_counts() {
         assert_eq!(sum, count, "live {live} series {series}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Arbitrary events at arbitrary instants (i64's extremes included): no panic, the
+    /// run ends, and every input is accounted for — rejected (a dead letter) or processed,
+    /// and after the end nothing is held and every exposure had its complete sample.
+    #[test]
+    fn arbitrary_times_never_overflow_and_every_event_is_accounted_for(
+        events in proptest::collection::vec(liverank_testkit::arb_event_any_time(), 0..80)
+    ) {
+        let mut engine = SampleEngine::new(all_policies(), Arc::default());
+        let mut out = Vec::new();
+        for e in &events {
+            engine.push(e.clone(), &mut out);
+        }
+        engine.finish(&mut out);
+        let c = engine.counters().clone();
+        let rejected = out.iter().filter(|o| matches!(o, Output::Rejected { .. })).count() as u64;
+        let complete = out
+            .iter()
+            .filter(|o| matches!(o, Output::Sample(s) if s.policy == Policy::Complete))
+            .count() as u64;
+        prop_assert_eq!(c.events_in, events.len() as u64);
+        prop_assert_eq!(
+            c.processed + c.late + c.duplicates + c.out_of_range + c.future,
+            c.events_in
+        );
+        prop_assert_eq!(rejected, c.late + c.duplicates + c.out_of_range + c.future + c.orphans);
+        prop_assert_eq!(engine.held(), (0, 0));
+        prop_assert_eq!(complete, c.exposures);
+        for e in &events {
+            let ts = e.ts.0;
+            if !(liverank_samples::MIN_EVENT_TS..liverank_samples::MAX_EVENT_TS).contains(&ts) {
+                let rejected = out.iter().any(|o| {
+                    matches!(o, Output::Rejected {
+                        event,
+                        reason: liverank_samples::RejectReason::OutOfRange,
+                    } if event == e)
+                });
+                prop_assert!(rejected, "out-of-range event {:?} not rejected", e);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_event_far_ahead_is_a_dead_letter_and_does_not_move_the_watermark() {
+    let ev = |id: u64, ts: i64| Event {
+        event_id: EventId(id),
+        ts: EventTime(ts),
+        kind: EventKind::LiveEnd { live: LiveId(1) },
+    };
+    let config = SampleConfig::default();
+    let mut engine = SampleEngine::new(config.clone(), Arc::default());
+    let mut out = Vec::new();
+    let t = 1_767_225_600_000;
+    let skew = config.max_future_skew_ms as i64;
+    engine.push(ev(1, t), &mut out);
+    engine.push(ev(2, t + skew), &mut out); // exactly the skew: accepted
+    engine.push(ev(3, t + 2 * skew + 1), &mut out); // one ms beyond: rejected
+    engine.push(ev(4, t + skew - 50_000), &mut out); // not late: the watermark did not jump
+    engine.push(ev(5, t * 1_000), &mut out); // microseconds
+    let reasons: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Rejected { event, reason } => Some((event.event_id.0, reason.clone())),
+            Output::Sample(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (
+                3,
+                liverank_samples::RejectReason::Future { newest: t + skew }
+            ),
+            (5, liverank_samples::RejectReason::OutOfRange),
+        ]
+    );
+    assert_eq!(engine.watermark(), Some(t + skew - 60_000));
+}

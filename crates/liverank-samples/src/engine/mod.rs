@@ -19,7 +19,7 @@ pub(crate) mod reorder;
 pub mod stats;
 pub(crate) mod timers;
 
-use crate::config::SampleConfig;
+use crate::config::{MAX_EVENT_TS, MIN_EVENT_TS, SampleConfig};
 use crate::live_stats::{LiveState, Series};
 use crate::policy::{Emit, FlushScope, POLICY_COUNT, label_policy, policy_index};
 use exposure::{Exposure, Session};
@@ -107,6 +107,14 @@ pub enum RejectReason {
     Duplicate,
     /// An in-room event with no open session of the user in the room.
     Orphan,
+    /// Its time lies outside `[MIN_EVENT_TS, MAX_EVENT_TS)` (e.g. microseconds).
+    OutOfRange,
+    /// It lies more than `max_future_skew_ms` ahead of the newest accepted event; it does
+    /// not move the watermark.
+    Future {
+        /// The newest accepted event time at arrival.
+        newest: i64,
+    },
 }
 
 /// What the engine produces.
@@ -217,11 +225,24 @@ impl SampleEngine {
     /// Takes one event in arrival order; appends whatever it makes final to `out`.
     pub fn push(&mut self, event: Event, out: &mut Vec<Output>) {
         self.counters.events_in += 1;
-        if let Err((event, reason)) = self.reorder.admit(event, self.lateness()) {
+        let ts = event.ts.0;
+        let skew = i64::try_from(self.config.max_future_skew_ms).unwrap_or(i64::MAX);
+        let admitted = if !(MIN_EVENT_TS..MAX_EVENT_TS).contains(&ts) {
+            Err((event, RejectReason::OutOfRange))
+        } else if let Some(newest) = self.reorder.max_ts()
+            && ts > newest.saturating_add(skew)
+        {
+            Err((event, RejectReason::Future { newest }))
+        } else {
+            self.reorder.admit(event, self.lateness())
+        };
+        if let Err((event, reason)) = admitted {
             match reason {
                 RejectReason::Late { .. } => self.counters.late += 1,
                 RejectReason::Duplicate => self.counters.duplicates += 1,
                 RejectReason::Orphan => self.counters.orphans += 1,
+                RejectReason::OutOfRange => self.counters.out_of_range += 1,
+                RejectReason::Future { .. } => self.counters.future += 1,
             }
             out.push(Output::Rejected { event, reason });
             return;

@@ -40,6 +40,11 @@ pub(crate) struct Reorder {
 }
 
 impl Reorder {
+    /// The newest admitted event time.
+    pub(crate) fn max_ts(&self) -> Option<i64> {
+        self.max_ts
+    }
+
     /// The watermark: newest event time minus `lateness`.
     pub(crate) fn watermark(&self, lateness: i64) -> Option<i64> {
         self.max_ts.map(|m| m.saturating_sub(lateness))

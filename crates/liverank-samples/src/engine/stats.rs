@@ -29,6 +29,10 @@ pub struct EngineCounters {
     pub stale_clicks: u64,
     /// Exposures opened.
     pub exposures: u64,
+    /// Events whose time lies outside the accepted range.
+    pub out_of_range: u64,
+    /// Events too far ahead of the newest accepted one.
+    pub future: u64,
     /// Samples per policy, in `Policy::ALL` order.
     pub samples: [u64; POLICY_COUNT],
 }
