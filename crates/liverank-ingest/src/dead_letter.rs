@@ -24,6 +24,8 @@ pub enum DeadLetterKind {
     Orphan,
     /// A repeated `event_id` (kept only when a caller wants duplicates on record).
     Duplicate,
+    /// Too far ahead of the stream's newest event (`max_future_skew_ms`).
+    Future,
 }
 
 /// One dead-letter record (one JSON line).

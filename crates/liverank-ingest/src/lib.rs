@@ -6,7 +6,9 @@
 //! [`EventWriter`] (either format), the format-specific [`JsonlEventReader`] /
 //! [`JsonlEventWriter`] and [`ParquetEventReader`] / [`ParquetEventWriter`],
 //! [`DeadLetterWriter`], and [`TableWriter`] / [`TableReader`] (or the whole-table
-//! [`write_table`] / [`read_table`]) for entity tables and ground truth. Every reader
+//! [`write_table`] / [`read_table`]) for entity tables and ground truth, and the file ends
+//! of the sample job ([`sample_files`]: [`FileEventSource`], [`JsonlSampleSink`],
+//! [`ParquetSegmentSink`], [`JsonlDeadLetterSink`]). Every reader
 //! streams: one line, or one Parquet record batch, in memory at a time.
 //!
 //! ```
@@ -44,6 +46,7 @@ pub mod error;
 pub mod jsonl;
 pub mod parquet_events;
 pub mod record;
+pub mod sample_files;
 pub mod samples_io;
 pub mod source;
 pub mod table;
@@ -53,6 +56,7 @@ pub use error::{Fault, IngestError, Result};
 pub use jsonl::{JsonlEventReader, JsonlEventWriter};
 pub use parquet_events::{ParquetEventReader, ParquetEventWriter, event_schema};
 pub use record::{Position, ReadError, RecordError, RecordErrorKind};
+pub use sample_files::{FileEventSource, JsonlDeadLetterSink, JsonlSampleSink, ParquetSegmentSink};
 pub use samples_io::{ParquetSampleWriter, read_parquet_samples, sample_schema};
 pub use source::{EventFormat, EventReader, EventWriter, ReadStats, open_events, read_events};
 pub use table::{TABLE_BATCH_ROWS, TableReader, TableWriter, read_table, write_table};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"LRSCKPT\0";
 /// Checkpoint format version.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// Checkpoint failures.
 #[derive(Debug, thiserror::Error)]

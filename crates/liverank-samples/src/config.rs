@@ -31,7 +31,20 @@ pub struct SampleConfig {
     pub stats_buckets: u32,
     /// Products of the room's sequence a sample carries (K = 20).
     pub products: u32,
+    /// An event more than this far ahead of the newest accepted event is a dead letter
+    /// instead of moving the watermark (1 day: longer than any quiet gap of a real stream, far
+    /// shorter than a clock or unit error).
+    pub max_future_skew_ms: u64,
 }
+
+/// The earliest event time the engine accepts: the Unix epoch.
+pub const MIN_EVENT_TS: i64 = 0;
+/// The first event time the engine rejects: 2200-01-01T00:00:00Z in ms (a microsecond or
+/// nanosecond timestamp of this era lies far beyond it).
+pub const MAX_EVENT_TS: i64 = 7_258_118_400_000;
+/// The longest window, timeout, lateness or skew a config may set (365 days), so event
+/// time plus any window stays far inside `i64`.
+pub const MAX_WINDOW_MS: u64 = 365 * 86_400_000;
 
 impl Default for SampleConfig {
     fn default() -> Self {
@@ -48,6 +61,7 @@ impl Default for SampleConfig {
             stats_bucket_ms: 30_000,
             stats_buckets: 64,
             products: 20,
+            max_future_skew_ms: 86_400_000,
         }
     }
 }
@@ -85,6 +99,20 @@ impl SampleConfig {
         }
         if self.fast_window_ms == 0 || self.slow_window_ms <= self.fast_window_ms {
             return err("slow_window_ms", "must be longer than fast_window_ms (> 0)");
+        }
+        let windows = [
+            ("flush_interval_ms", self.flush_interval_ms),
+            ("allowed_lateness_ms", self.allowed_lateness_ms),
+            ("click_timeout_ms", self.click_timeout_ms),
+            ("max_session_ms", self.max_session_ms),
+            ("long_view_ms", self.long_view_ms),
+            ("fast_window_ms", self.fast_window_ms),
+            ("slow_window_ms", self.slow_window_ms),
+            ("stats_bucket_ms", self.stats_bucket_ms),
+            ("max_future_skew_ms", self.max_future_skew_ms),
+        ];
+        if let Some((field, _)) = windows.iter().find(|(_, v)| *v > MAX_WINDOW_MS) {
+            return err(field, "must be at most 365 days (31536000000 ms)");
         }
         if self.stats_buckets == 0 || self.stats_buckets > 4_096 {
             return err("stats_buckets", "must be in 1..=4096");

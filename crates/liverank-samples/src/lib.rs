@@ -3,7 +3,9 @@
 //!
 //! Main types: [`SampleEngine`] (push events in arrival order, get [`Output`]s),
 //! [`SampleConfig`], [`FeatureContext`] (entity tables for features), and the
-//! [`checkpoint`] module (atomic, checksummed engine snapshots with the input offset).
+//! [`checkpoint`] module (atomic, checksummed engine snapshots with the input offset), and
+//! [`job`]: the exactly-once loop ([`SampleJob`]) over an event source, sample and
+//! dead-letter sinks and checkpoints.
 //!
 //! ```
 //! use liverank_samples::{Output, SampleConfig, SampleEngine};
@@ -32,11 +34,14 @@
 pub mod checkpoint;
 pub mod config;
 pub mod engine;
+pub mod job;
 pub mod live_registry;
 pub mod live_stats;
+pub mod policy;
 
-pub use config::{ConfigError, SampleConfig};
+pub use config::{ConfigError, MAX_EVENT_TS, MAX_WINDOW_MS, MIN_EVENT_TS, SampleConfig};
 pub use engine::{
     ConsistencyTally, EngineCounters, FeatureContext, Output, RejectReason, SampleEngine,
 };
+pub use job::{JobError, JobOptions, JobResult, Positions, SampleJob};
 pub use live_registry::{LiveRegistry, OnAir, RoomView};

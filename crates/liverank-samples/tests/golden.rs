@@ -36,6 +36,8 @@ fn compact(o: &Output) -> Value {
                 RejectReason::Late { .. } => "late",
                 RejectReason::Duplicate => "duplicate",
                 RejectReason::Orphan => "orphan",
+                RejectReason::OutOfRange => "out_of_range",
+                RejectReason::Future { .. } => "future",
             };
             json!({"rejected": reason, "event_id": event.event_id.0})
         }

@@ -1,7 +1,8 @@
 //! Property tests over random event streams: arbitrary generated streams (shuffled within
-//! the lateness) and the simulator's streams with fault injection. The `complete` labels
-//! are checked against a deliberately naive reference written here: for each exposure,
-//! replay the rest of the stream and apply SPEC §3 literally.
+//! the lateness) and the simulator's streams with fault injection. Every sample of every
+//! policy is checked against a deliberately naive reference written here: for each
+//! exposure, replay the rest of the stream to find its life (close time and cause, first
+//! positive per task), then apply each policy's SPEC §3 text to it.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
@@ -34,8 +35,32 @@ fn accepted_in_order(arrivals: &[Event], lateness: i64) -> Vec<Event> {
     kept
 }
 
-/// SPEC §3, literally: positives of each exposure during its life.
-fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8> {
+/// One exposure's life as SPEC §3 defines it, found by replaying the stream after its
+/// impression.
+#[derive(Clone, Debug)]
+struct Life {
+    /// Impression time.
+    t0: i64,
+    /// Close time.
+    close: i64,
+    /// Closed by a deadline (click timeout, max session), which acts before the flush at
+    /// the same instant; an event closing it exactly on a boundary leaves it in that flush.
+    by_deadline: bool,
+    /// First positive time per task during the life.
+    first: [Option<i64>; 7],
+}
+
+impl Life {
+    fn positives(&self, keep: impl Fn(i64) -> bool) -> u8 {
+        self.first.iter().enumerate().fold(0, |m, (i, f)| match f {
+            Some(t) if keep(*t) => m | 1 << i,
+            _ => m,
+        })
+    }
+}
+
+/// SPEC §3, literally: each exposure's life and first positives.
+fn naive_lives(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), Life> {
     let (timeout, max_session) = (c.click_timeout_ms as i64, c.max_session_ms as i64);
     let mut result = BTreeMap::new();
     for (i, ev) in events.iter().enumerate() {
@@ -54,15 +79,15 @@ fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8
         }
         let t0 = ev.ts.0;
         let mut entered: Option<i64> = None;
-        let mut close: Option<i64> = None;
-        let mut pos = 0u8;
+        let mut close: Option<(i64, bool)> = None;
+        let mut first = [None; 7];
         for ej in &events[i + 1..] {
             let t = ej.ts.0;
             let mine = |u: UserId, l: LiveId| u == user && l == live;
             match entered {
                 None => {
                     if t >= t0 + timeout {
-                        close = Some(t0 + timeout);
+                        close = Some((t0 + timeout, true));
                         break;
                     }
                     match ej.kind {
@@ -74,11 +99,11 @@ fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8
                             request_id: r,
                             ..
                         } if u == user && !(r == request_id && item == ItemRef::Live(live)) => {
-                            close = Some(t);
+                            close = Some((t, false));
                             break;
                         }
                         EventKind::LiveEnd { live: l } if l == live => {
-                            close = Some(t);
+                            close = Some((t, false));
                             break;
                         }
                         EventKind::Enter {
@@ -87,14 +112,14 @@ fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8
                             request_id: Some(r),
                         } if mine(u, l) && r == request_id => {
                             entered = Some(t);
-                            pos |= 1 << Task::Click as u8;
+                            first[Task::Click as usize] = Some(t);
                         }
                         _ => {}
                     }
                 }
                 Some(_) => {
                     if t >= t0 + max_session {
-                        close = Some(t0 + max_session);
+                        close = Some((t0 + max_session, true));
                         break;
                     }
                     let task = match ej.kind {
@@ -104,11 +129,11 @@ fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8
                         | EventKind::Enter {
                             user: u, live: l, ..
                         } if mine(u, l) => {
-                            close = Some(t);
+                            close = Some((t, false));
                             break;
                         }
                         EventKind::LiveEnd { live: l } if l == live => {
-                            close = Some(t);
+                            close = Some((t, false));
                             break;
                         }
                         EventKind::Like { user: u, live: l } if mine(u, l) => Some(Task::Like),
@@ -125,24 +150,123 @@ fn naive_complete(events: &[Event], c: &SampleConfig) -> BTreeMap<(u64, u64), u8
                         _ => None,
                     };
                     if let Some(task) = task {
-                        pos |= 1 << task as u8;
+                        first[task as usize].get_or_insert(t);
                     }
                 }
             }
         }
-        let close = close.unwrap_or(if entered.is_some() {
-            t0 + max_session
+        let (close, by_deadline) = close.unwrap_or(if entered.is_some() {
+            (t0 + max_session, true)
         } else {
-            t0 + timeout
+            (t0 + timeout, true)
         });
+        let threshold = c.long_view_ms as i64;
         if let Some(te) = entered
-            && close - te >= c.long_view_ms as i64
+            && close - te >= threshold
         {
-            pos |= 1 << Task::LongView as u8;
+            // Still in the room at enter + threshold (it turns positive before a close at
+            // that very instant).
+            first[Task::LongView as usize] = Some(te + threshold);
         }
-        result.insert(key, pos);
+        result.insert(
+            key,
+            Life {
+                t0,
+                close,
+                by_deadline,
+                first,
+            },
+        );
     }
     result
+}
+
+/// A sample without its identity: (policy, exposure key, kind, ts, labels, mask).
+type Expect = (Policy, (u64, u64), SampleKind, i64, u8, u8);
+
+/// Each policy of SPEC §3 applied to each life, written from the text alone.
+fn naive_samples(lives: &BTreeMap<(u64, u64), Life>, c: &SampleConfig) -> Vec<Expect> {
+    let grid = c.flush_interval_ms as i64;
+    let (fast, slow) = (c.fast_window_ms as i64, c.slow_window_ms as i64);
+    let mut out = Vec::new();
+    for (&key, life) in lives {
+        // Flush boundaries while open: after the impression, up to the close (a close by
+        // an event on a boundary comes after that boundary's flush, a deadline before).
+        let mut flushes = Vec::new();
+        let mut b = (life.t0.div_euclid(grid) + 1) * grid;
+        while b < life.close || (b == life.close && !life.by_deadline) {
+            flushes.push(b);
+            b += grid;
+        }
+        // realtime: new first positives before each boundary, masked to themselves; at
+        // close, everything not yet reported.
+        let mut reported = 0u8;
+        for &b in &flushes {
+            let new = life.positives(|t| t < b) & !reported;
+            if new != 0 {
+                out.push((Policy::Realtime, key, SampleKind::Flush, b, new, new));
+                reported |= new;
+            }
+        }
+        if reported != ALL_TASKS {
+            let rest = ALL_TASKS & !reported;
+            let labels = life.positives(|_| true) & rest;
+            out.push((
+                Policy::Realtime,
+                key,
+                SampleKind::Close,
+                life.close,
+                labels,
+                rest,
+            ));
+        }
+        // naive30: every task at every boundary while open.
+        for &b in &flushes {
+            let labels = life.positives(|t| t < b);
+            out.push((
+                Policy::Naive30,
+                key,
+                SampleKind::Flush,
+                b,
+                labels,
+                ALL_TASKS,
+            ));
+        }
+        // complete: one sample at close.
+        let all = life.positives(|_| true);
+        out.push((
+            Policy::Complete,
+            key,
+            SampleKind::Close,
+            life.close,
+            all,
+            ALL_TASKS,
+        ));
+        // fastslow: the fast window includes its end, the slow one is (fast, slow].
+        let (fast_end, slow_end) = (life.t0 + fast, life.t0 + slow);
+        let early = life.positives(|t| t <= fast_end);
+        out.push((
+            Policy::Fastslow,
+            key,
+            SampleKind::Fast,
+            fast_end,
+            early,
+            ALL_TASKS,
+        ));
+        let late = life.positives(|t| fast_end < t && t <= slow_end);
+        if late != 0 {
+            out.push((
+                Policy::Fastslow,
+                key,
+                SampleKind::Slow,
+                slow_end,
+                late,
+                late,
+            ));
+        }
+    }
+    out.sort_by_key(|e| format!("{e:?}"));
+    out
 }
 
 fn all_policies() -> SampleConfig {
@@ -199,23 +323,27 @@ fn check_invariants(config: &SampleConfig, arrivals: &[Event]) -> Result<(), Tes
         }
     }
     let accepted = accepted_in_order(arrivals, config.allowed_lateness_ms as i64);
-    let naive = naive_complete(&accepted, config);
-    let diff: Vec<_> = naive
+    let lives = naive_lives(&accepted, config);
+    let mut expected = naive_samples(&lives, config);
+    expected.retain(|e| config.runs(e.0));
+    let mut got: Vec<Expect> = samples
         .iter()
-        .filter(|(k, v)| complete.get(*k) != Some(*v))
-        .map(|(k, v)| (*k, *v, complete.get(k).copied()))
-        .chain(
-            complete
-                .keys()
-                .filter(|k| !naive.contains_key(*k))
-                .map(|k| (*k, 0, None)),
-        )
+        .map(|s| {
+            let (l, m) = (s.labels.labels, s.labels.mask);
+            (s.policy, key(s), s.kind, s.ts.0, l & m, m)
+        })
         .collect();
-    prop_assert!(
-        diff.is_empty(),
-        "complete labels differ from the naive replay (key, naive, engine): {:?}",
-        diff
-    );
+    got.sort_by_key(|e| format!("{e:?}"));
+    if got != expected {
+        let missing: Vec<_> = expected.iter().filter(|e| !got.contains(e)).collect();
+        let extra: Vec<_> = got.iter().filter(|e| !expected.contains(e)).collect();
+        prop_assert!(
+            false,
+            "samples differ from the naive replay of every policy\nmissing: {:?}\nextra: {:?}",
+            missing,
+            extra
+        );
+    }
     for (k, pos) in &complete {
         prop_assert_eq!(
             realtime.get(k).copied().unwrap_or(0),
@@ -406,4 +534,86 @@ fn count_series_sum_to_the_raw_event_counts() {
             .sum();
         assert_eq!(sum, count, "live {live} series {series}");
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Arbitrary events at arbitrary instants (i64's extremes included): no panic, the
+    /// run ends, and every input is accounted for — rejected (a dead letter) or processed,
+    /// and after the end nothing is held and every exposure had its complete sample.
+    #[test]
+    fn arbitrary_times_never_overflow_and_every_event_is_accounted_for(
+        events in proptest::collection::vec(liverank_testkit::arb_event_any_time(), 0..80)
+    ) {
+        let mut engine = SampleEngine::new(all_policies(), Arc::default());
+        let mut out = Vec::new();
+        for e in &events {
+            engine.push(e.clone(), &mut out);
+        }
+        engine.finish(&mut out);
+        let c = engine.counters().clone();
+        let rejected = out.iter().filter(|o| matches!(o, Output::Rejected { .. })).count() as u64;
+        let complete = out
+            .iter()
+            .filter(|o| matches!(o, Output::Sample(s) if s.policy == Policy::Complete))
+            .count() as u64;
+        prop_assert_eq!(c.events_in, events.len() as u64);
+        prop_assert_eq!(
+            c.processed + c.late + c.duplicates + c.out_of_range + c.future,
+            c.events_in
+        );
+        prop_assert_eq!(rejected, c.late + c.duplicates + c.out_of_range + c.future + c.orphans);
+        prop_assert_eq!(engine.held(), (0, 0));
+        prop_assert_eq!(complete, c.exposures);
+        for e in &events {
+            let ts = e.ts.0;
+            if !(liverank_samples::MIN_EVENT_TS..liverank_samples::MAX_EVENT_TS).contains(&ts) {
+                let rejected = out.iter().any(|o| {
+                    matches!(o, Output::Rejected {
+                        event,
+                        reason: liverank_samples::RejectReason::OutOfRange,
+                    } if event == e)
+                });
+                prop_assert!(rejected, "out-of-range event {:?} not rejected", e);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_event_far_ahead_is_a_dead_letter_and_does_not_move_the_watermark() {
+    let ev = |id: u64, ts: i64| Event {
+        event_id: EventId(id),
+        ts: EventTime(ts),
+        kind: EventKind::LiveEnd { live: LiveId(1) },
+    };
+    let config = SampleConfig::default();
+    let mut engine = SampleEngine::new(config.clone(), Arc::default());
+    let mut out = Vec::new();
+    let t = 1_767_225_600_000;
+    let skew = config.max_future_skew_ms as i64;
+    engine.push(ev(1, t), &mut out);
+    engine.push(ev(2, t + skew), &mut out); // exactly the skew: accepted
+    engine.push(ev(3, t + 2 * skew + 1), &mut out); // one ms beyond: rejected
+    engine.push(ev(4, t + skew - 50_000), &mut out); // not late: the watermark did not jump
+    engine.push(ev(5, t * 1_000), &mut out); // microseconds
+    let reasons: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Rejected { event, reason } => Some((event.event_id.0, reason.clone())),
+            Output::Sample(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (
+                3,
+                liverank_samples::RejectReason::Future { newest: t + skew }
+            ),
+            (5, liverank_samples::RejectReason::OutOfRange),
+        ]
+    );
+    assert_eq!(engine.watermark(), Some(t + skew - 60_000));
 }

@@ -118,3 +118,21 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
         kind,
     })
 }
+
+/// Any event payload at any instant of `i64`, the extremes and the edges of the valid
+/// range (`[0, 2200-01-01)` in ms) favoured: for engines that must never overflow.
+pub fn arb_event_any_time() -> impl Strategy<Value = Event> {
+    const END: i64 = 7_258_118_400_000;
+    let ts = prop_oneof![
+        any::<i64>(),
+        (i64::MAX - 20_000_000)..=i64::MAX,
+        i64::MIN..(i64::MIN + 1_000),
+        -1_000i64..20_000_000,
+        (END - 20_000_000)..(END + 1_000),
+    ];
+    (0u64..40, ts, arb_event_kind()).prop_map(|(id, ts, kind)| Event {
+        event_id: EventId(id),
+        ts: EventTime(ts),
+        kind,
+    })
+}

@@ -5,14 +5,14 @@ use crate::{Failure, InputContext};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use liverank_ingest::{
-    DeadLetter, DeadLetterKind, EventFormat, ParquetSampleWriter, ReadError, RecordErrorKind,
-    open_events,
+    EventFormat, Fault, FileEventSource, IngestError, JsonlDeadLetterSink, JsonlSampleSink,
+    ParquetSegmentSink,
 };
-use liverank_samples::checkpoint::{read_checkpoint, write_checkpoint};
-use liverank_samples::{FeatureContext, Output, RejectReason, SampleConfig, SampleEngine};
-use liverank_types::{Author, Policy, Sample, Task, User};
-use std::fs::OpenOptions;
-use std::io::{BufWriter, Write};
+use liverank_samples::job::{FileCheckpoints, SampleSink};
+use liverank_samples::{
+    FeatureContext, JobError, JobOptions, JobResult, SampleConfig, SampleEngine, SampleJob,
+};
+use liverank_types::{Author, Policy, Task, User};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -51,150 +51,6 @@ pub struct SamplesArgs {
     pub quiet: bool,
 }
 
-enum SampleSink {
-    Jsonl(BufWriter<std::fs::File>),
-    Parquet {
-        dir: PathBuf,
-        /// Index of the next segment to create.
-        next: u64,
-        writer: Option<Box<ParquetSampleWriter>>,
-    },
-}
-
-struct Outputs {
-    samples: SampleSink,
-    dead: BufWriter<std::fs::File>,
-    samples_path: PathBuf,
-    dead_path: PathBuf,
-}
-
-fn open_truncated(path: &Path, len: Option<u64>) -> Result<std::fs::File, Failure> {
-    let f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(len.is_none())
-        .open(path)
-        .map_err(|e| anyhow::Error::from(e).context(format!("opening {}", path.display())))?;
-    if let Some(len) = len {
-        // Drop whatever was written after the checkpoint: it will be produced again.
-        f.set_len(len).map_err(anyhow::Error::from)?;
-    }
-    let mut f = f;
-    std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)).map_err(anyhow::Error::from)?;
-    Ok(f)
-}
-
-fn segment_path(dir: &Path, index: u64) -> PathBuf {
-    dir.join(format!("samples-{index:05}.parquet"))
-}
-
-/// Segment files in `dir` with their indices.
-fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(anyhow::Error::from)? {
-        let path = entry.map_err(anyhow::Error::from)?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if let Some(index) = name
-            .strip_prefix("samples-")
-            .and_then(|r| r.strip_suffix(".parquet"))
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            found.push((index, path));
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-impl Outputs {
-    /// Opens the outputs; `positions` (samples position, dead-letter length) come from a
-    /// checkpoint and cut away whatever was written after it.
-    fn open(dir: &Path, parquet: bool, positions: Option<(u64, u64)>) -> Result<Self, Failure> {
-        let dead_path = dir.join("dead_letters.jsonl");
-        let (samples, samples_path) = if parquet {
-            let keep = positions.map_or(0, |p| p.0);
-            for (index, path) in segments(dir)? {
-                if index >= keep {
-                    std::fs::remove_file(&path).map_err(anyhow::Error::from)?;
-                }
-            }
-            let sink = SampleSink::Parquet {
-                dir: dir.to_path_buf(),
-                next: keep,
-                writer: None,
-            };
-            (sink, dir.join("samples-*.parquet"))
-        } else {
-            let path = dir.join("samples.jsonl");
-            let file = open_truncated(&path, positions.map(|p| p.0))?;
-            (SampleSink::Jsonl(BufWriter::new(file)), path)
-        };
-        Ok(Self {
-            samples,
-            dead: BufWriter::new(open_truncated(&dead_path, positions.map(|p| p.1))?),
-            samples_path,
-            dead_path,
-        })
-    }
-
-    fn write_sample(&mut self, sample: &Sample, line: &mut Vec<u8>) -> Result<(), Failure> {
-        match &mut self.samples {
-            SampleSink::Jsonl(w) => {
-                line.clear();
-                serde_json::to_writer(&mut *line, sample).map_err(anyhow::Error::from)?;
-                line.push(b'\n');
-                w.write_all(line).map_err(anyhow::Error::from)?;
-            }
-            SampleSink::Parquet { dir, next, writer } => {
-                if writer.is_none() {
-                    *writer = Some(Box::new(
-                        ParquetSampleWriter::create(&segment_path(dir, *next))
-                            .map_err(anyhow::Error::from)?,
-                    ));
-                }
-                if let Some(w) = writer {
-                    w.write(sample).map_err(anyhow::Error::from)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes everything written durable; returns the positions to store in a checkpoint
-    /// (JSONL: byte length; Parquet: number of complete segments).
-    fn sync(&mut self) -> Result<(u64, u64), Failure> {
-        let samples = match &mut self.samples {
-            SampleSink::Jsonl(w) => {
-                w.flush().map_err(anyhow::Error::from)?;
-                w.get_ref().sync_all().map_err(anyhow::Error::from)?;
-                w.get_ref().metadata().map_err(anyhow::Error::from)?.len()
-            }
-            SampleSink::Parquet { next, writer, .. } => {
-                if let Some(w) = writer.take() {
-                    w.finish().map_err(anyhow::Error::from)?;
-                    *next += 1;
-                }
-                *next
-            }
-        };
-        self.dead.flush().map_err(anyhow::Error::from)?;
-        self.dead
-            .get_ref()
-            .sync_all()
-            .map_err(anyhow::Error::from)?;
-        let dead = self
-            .dead
-            .get_ref()
-            .metadata()
-            .map_err(anyhow::Error::from)?
-            .len();
-        Ok((samples, dead))
-    }
-}
-
 /// Runs the command.
 pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<(), Failure> {
     EventFormat::from_path(&args.events).input_err("unsupported event file")?;
@@ -222,26 +78,14 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
     if args.fresh {
         let _ = std::fs::remove_file(&checkpoint);
     }
-    let restored = read_checkpoint(&checkpoint, context.clone())
-        .input_err("the checkpoint cannot be used (remove it or pass --fresh)")?;
-    let (mut engine, skip, lengths) = match restored {
-        Some(r) => {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(r.extra.get(..8).unwrap_or(&[0; 8]));
-            let a = u64::from_le_bytes(w);
-            w.copy_from_slice(r.extra.get(8..16).unwrap_or(&[0; 8]));
-            let b = u64::from_le_bytes(w);
-            if r.engine.config() != &config {
-                return Err(Failure::Input(anyhow::anyhow!(
-                    "the checkpoint in {} was made with other settings (policies); pass --fresh to start over",
-                    args.out.display()
-                )));
-            }
-            (r.engine, r.input_offset, Some((a, b)))
-        }
-        None => (SampleEngine::new(config.clone(), context), 0, None),
+    let source = FileEventSource::open(&args.events).input_err("opening the event file")?;
+    let dead_path = args.out.join("dead_letters.jsonl");
+    let dead = JsonlDeadLetterSink::new(&dead_path, args.events.display().to_string());
+    let options = JobOptions {
+        checkpoint_every: args.checkpoint_every,
+        ..JobOptions::default()
     };
-    let mut outputs = Outputs::open(&args.out, args.format == "parquet", lengths)?;
+    let checkpoints = FileCheckpoints::new(&checkpoint);
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -251,92 +95,41 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
         ProgressStyle::with_template("{spinner} samples: {pos} records read · {msg} · {elapsed}")
             .map_err(anyhow::Error::from)?,
     );
-    let source = args.events.display().to_string();
-    let mut offset = 0u64;
-    let mut out = Vec::new();
-    let mut line = Vec::new();
-    let write_out =
-        |out: &mut Vec<Output>, o: &mut Outputs, line: &mut Vec<u8>| -> Result<(), Failure> {
-            for item in out.drain(..) {
-                line.clear();
-                match item {
-                    Output::Sample(mut s) => {
-                        if args.no_features {
-                            s.features = Arc::default();
-                        }
-                        o.write_sample(&s, line)?;
-                    }
-                    Output::Rejected { event, reason } => {
-                        let (kind, reason) = match reason {
-                            RejectReason::Late { watermark } => (
-                                DeadLetterKind::Late,
-                                format!("ts {} is behind the watermark {watermark}", event.ts.0),
-                            ),
-                            RejectReason::Duplicate => {
-                                (DeadLetterKind::Duplicate, "repeated event_id".to_string())
-                            }
-                            RejectReason::Orphan => (
-                                DeadLetterKind::Orphan,
-                                "in-room event without an open session".to_string(),
-                            ),
-                        };
-                        let letter = DeadLetter {
-                            source: source.clone(),
-                            line: None,
-                            row: None,
-                            kind,
-                            reason,
-                            raw: serde_json::to_string(&event).ok(),
-                        };
-                        serde_json::to_writer(&mut *line, &letter).map_err(anyhow::Error::from)?;
-                        line.push(b'\n');
-                        o.dead.write_all(line).map_err(anyhow::Error::from)?;
-                    }
-                }
-            }
-            Ok(())
-        };
-    let reader = open_events(&args.events).input_err("opening the event file")?;
-    for item in reader {
-        offset += 1;
-        if offset <= skip {
-            if let Err(ReadError::Fatal(e)) = item {
-                return Err(Failure::Input(e.into()));
-            }
-            continue;
-        }
-        match item {
-            Ok(e) => engine.push(e, &mut out),
-            Err(ReadError::Record(r)) => {
-                let mut letter = DeadLetter::from(&r);
-                if r.kind == RecordErrorKind::Invalid {
-                    letter.kind = DeadLetterKind::Invalid;
-                }
-                line.clear();
-                serde_json::to_writer(&mut line, &letter).map_err(anyhow::Error::from)?;
-                line.push(b'\n');
-                outputs.dead.write_all(&line).map_err(anyhow::Error::from)?;
-            }
-            Err(ReadError::Fatal(e)) => return Err(Failure::Input(e.into())),
-        }
-        write_out(&mut out, &mut outputs, &mut line)?;
-        if args.checkpoint_every > 0 && offset.is_multiple_of(args.checkpoint_every) {
-            let (a, b) = outputs.sync()?;
-            let extra = [a.to_le_bytes(), b.to_le_bytes()].concat();
-            write_checkpoint(&checkpoint, &engine, offset, &extra).map_err(anyhow::Error::from)?;
-        }
-        if offset.is_multiple_of(65_536) {
-            bar.set_position(offset);
-            let c = engine.counters();
-            bar.set_message(format!("{} samples", c.samples.iter().sum::<u64>()));
-        }
-    }
-    engine.finish(&mut out);
-    write_out(&mut out, &mut outputs, &mut line)?;
-    let (a, b) = outputs.sync()?;
-    let extra = [a.to_le_bytes(), b.to_le_bytes()].concat();
-    write_checkpoint(&checkpoint, &engine, offset, &extra).map_err(anyhow::Error::from)?;
+    let progress = |offset: u64, c: &liverank_samples::EngineCounters| {
+        bar.set_position(offset);
+        bar.set_message(format!("{} samples", c.samples.iter().sum::<u64>()));
+    };
+    let (result, samples_path) = if args.format == "parquet" {
+        let sink = ParquetSegmentSink::new(&args.out, args.no_features);
+        let job = SampleJob::open(
+            config.clone(),
+            context,
+            source,
+            sink,
+            dead,
+            checkpoints,
+            options,
+        );
+        (
+            run_job(job, &args.out, progress)?,
+            args.out.join("samples-*.parquet"),
+        )
+    } else {
+        let path = args.out.join("samples.jsonl");
+        let sink = JsonlSampleSink::new(&path, args.no_features);
+        let job = SampleJob::open(
+            config.clone(),
+            context,
+            source,
+            sink,
+            dead,
+            checkpoints,
+            options,
+        );
+        (run_job(job, &args.out, progress)?, path)
+    };
     bar.finish_and_clear();
+    let (engine, offset) = (result.engine, result.input_records);
 
     let c = engine.counters();
     let summary = serde_json::json!({
@@ -350,11 +143,7 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
         serde_json::to_string_pretty(&summary).map_err(anyhow::Error::from)? + "\n",
     )
     .map_err(anyhow::Error::from)?;
-    println!(
-        "{} → {}",
-        args.events.display(),
-        outputs.samples_path.display()
-    );
+    println!("{} → {}", args.events.display(), samples_path.display());
     println!(
         "records {offset} · processed {} · exposures {} · late {} · duplicates {} · orphans {} · after close {}",
         c.processed, c.exposures, c.late, c.duplicates, c.orphans, c.after_close
@@ -364,11 +153,42 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
             println!("samples {:<9} {:>10}", p.as_str(), c.samples[i]);
         }
     }
-    println!("dead letters → {}", outputs.dead_path.display());
+    println!("dead letters → {}", dead_path.display());
     if args.report {
         print_report(&engine);
     }
     Ok(())
+}
+
+/// Runs an opened job, classifying its failure: bad input (the source's data, a checkpoint
+/// that cannot be used) exits 2, the environment exits 1.
+fn run_job<K: SampleSink>(
+    job: Result<SampleJob<FileEventSource, K, JsonlDeadLetterSink, FileCheckpoints>, JobError>,
+    out: &Path,
+    progress: impl FnMut(u64, &liverank_samples::EngineCounters),
+) -> Result<JobResult, Failure> {
+    let classify = |e: JobError| match &e {
+        JobError::Checkpoint(_) => Failure::Input(
+            anyhow::Error::from(e)
+                .context("the checkpoint cannot be used (remove it or pass --fresh)"),
+        ),
+        JobError::SettingsChanged => Failure::Input(anyhow::anyhow!(
+            "the checkpoint in {} was made with other settings (policies); pass --fresh to start over",
+            out.display()
+        )),
+        JobError::Source(inner) => {
+            let bad_input = inner
+                .downcast_ref::<IngestError>()
+                .is_none_or(|i| i.fault() == Fault::BadInput);
+            if bad_input {
+                Failure::Input(e.into())
+            } else {
+                Failure::Runtime(e.into())
+            }
+        }
+        JobError::Samples(_) | JobError::DeadLetters(_) => Failure::Runtime(e.into()),
+    };
+    job.map_err(classify)?.run(progress).map_err(classify)
 }
 
 fn quantile(v: &mut [u32], q: f64) -> f64 {
