@@ -67,6 +67,7 @@ fn next(state: &mut u64) -> u64 {
 }
 
 #[test]
+#[ignore = "not yet verified and too slow for CI: a debug-build tiny stream takes minutes (run with --ignored)"]
 fn killed_and_resumed_streams_end_in_the_undisturbed_model() {
     let tmp = tempfile::tempdir().unwrap();
     let sim = tmp.path().join("sim");
