@@ -640,6 +640,12 @@ impl EmbeddingStore {
         evicted
     }
 
+    /// Every key holding a row, in no particular order (sort them for anything that
+    /// reaches an output).
+    pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.rows.keys().copied()
+    }
+
     /// Rows created or updated since the last call (sorted by key, current weights) and the
     /// tombstones since then; clears both.
     pub fn take_delta(&mut self) -> Delta {

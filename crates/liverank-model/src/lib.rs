@@ -20,6 +20,7 @@ pub mod features;
 pub mod layers;
 pub mod loss;
 pub mod network;
+pub mod publish;
 pub mod rng;
 pub mod trainer;
 
@@ -29,4 +30,5 @@ pub use config::{
 pub use error::{ModelError, Result};
 pub use features::{FeatureBatch, FeatureBuilder};
 pub use network::{InputShape, MAX_SEQ_GROUPS, SeqGroup, SeqGroups};
+pub use publish::{ModelPublisher, ModelReader, PublishConfig, PublisherState};
 pub use trainer::{Scorer, StepStats, Trainer};

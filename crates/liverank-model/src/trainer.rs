@@ -138,6 +138,30 @@ impl Trainer {
     /// One optimisation step on a batch: gather rows, forward, backward, Adam on the dense
     /// part, the store's row-wise optimiser on the touched rows (gradients summed per id).
     pub fn train_step(&mut self, batch: &FeatureBatch) -> Result<StepStats> {
+        self.step_inner(batch, false).map(|(stats, _)| stats)
+    }
+
+    /// Test-then-train in one pass: [`Trainer::train_step`], also returning the
+    /// probabilities (`[B, T]`, row-major) of the forward pass it learns from — the current
+    /// model's predictions for the batch *before* it is trained on it (prequential
+    /// evaluation). Keys first seen in the batch are admitted with their seeded initial rows
+    /// before that forward pass (they carry no information about the labels).
+    pub fn train_step_scored(&mut self, batch: &FeatureBatch) -> Result<(StepStats, Vec<f32>)> {
+        self.step_inner(batch, true)
+    }
+
+    /// Rows touched and ids evicted since the last call: what a model publisher ships.
+    pub fn take_delta(&mut self) -> crate::embedding::Delta {
+        self.store.take_delta()
+    }
+
+    /// The dense network's weights as a safetensors file (no metadata, so the bytes are a
+    /// pure function of the weights).
+    pub fn dense_safetensors(&self) -> Result<Vec<u8>> {
+        dense_safetensors(&self.net()?.valid())
+    }
+
+    fn step_inner(&mut self, batch: &FeatureBatch, scored: bool) -> Result<(StepStats, Vec<f32>)> {
         self.check(batch)?;
         let clock = std::time::Instant::now();
         let GatheredRows { lookup, values } = self.gather(batch, true);
@@ -145,6 +169,11 @@ impl Trainer {
         let (fields_leaf, seq_leaf) = (inputs.fields.clone(), inputs.seq.clone());
         let gather_s = clock.elapsed().as_secs_f64();
         let logits = self.net()?.forward(inputs);
+        let scores = if scored {
+            to_vec(burn::tensor::activation::sigmoid(logits.clone()).into_data())?
+        } else {
+            Vec::new()
+        };
         let loss = batch_loss(
             self.config.loss,
             &self.task_weights,
@@ -174,14 +203,15 @@ impl Trainer {
         }
         let dense_update_s =
             clock.elapsed().as_secs_f64() - gather_s - forward_backward_s - sparse_update_s;
-        Ok(StepStats {
+        let stats = StepStats {
             loss: loss_value,
             rows: batch.batch,
             gather_s,
             forward_backward_s,
             sparse_update_s,
             dense_update_s,
-        })
+        };
+        Ok((stats, scores))
     }
 
     /// Trains on a stream of batches with the embedding store on a second thread: while
@@ -293,6 +323,17 @@ impl Trainer {
         })
     }
 
+    /// Probabilities (`[B, T]`, row-major) of the current model for a batch, learning
+    /// nothing: no admission, no touch, no update (unknown ids read zeros, as in
+    /// [`Scorer`]). Cheaper than a [`Trainer::scorer`] copy when scoring as training goes.
+    pub fn predict(&mut self, batch: &FeatureBatch) -> Result<Vec<f32>> {
+        self.check(batch)?;
+        let gathered = self.gather(batch, false);
+        let inputs = tensors(batch, gathered.values, &self.device, false);
+        let logits = self.net()?.forward(inputs);
+        to_vec(burn::tensor::activation::sigmoid(logits).into_data())
+    }
+
     /// Loss of a batch without learning from it.
     pub fn eval_loss(&mut self, batch: &FeatureBatch) -> Result<f32> {
         self.check(batch)?;
@@ -315,19 +356,29 @@ impl Trainer {
             config: self.config.clone(),
             shape: self.shape,
             net: self.net()?.valid(),
-            store: self.store.clone(),
+            store: std::sync::Arc::new(self.store.clone()),
             device: Device::flex(),
         })
     }
 }
 
+/// The safetensors bytes of a network (empty metadata: deterministic bytes).
+pub(crate) fn dense_safetensors(net: &RankerNet) -> Result<Vec<u8>> {
+    use burn::store::{ModuleSnapshot, SafetensorsStore};
+    let mut st = SafetensorsStore::from_bytes(None).clear_metadata();
+    net.save_into(&mut st)
+        .map_err(|e| ModelError::Shape(format!("safetensors: {e}")))?;
+    st.get_bytes()
+        .map_err(|e| ModelError::Shape(format!("safetensors: {e}")))
+}
+
 /// Inference-only ranker: `[B, T]` probabilities for feature batches, no autodiff.
 pub struct Scorer {
-    config: RankerConfig,
-    shape: InputShape,
-    net: RankerNet,
-    store: EmbeddingStore,
-    device: Device,
+    pub(crate) config: RankerConfig,
+    pub(crate) shape: InputShape,
+    pub(crate) net: RankerNet,
+    pub(crate) store: std::sync::Arc<EmbeddingStore>,
+    pub(crate) device: Device,
 }
 
 impl std::fmt::Debug for Scorer {
@@ -342,6 +393,16 @@ impl Scorer {
     /// The configuration of the model.
     pub fn config(&self) -> &RankerConfig {
         &self.config
+    }
+
+    /// The embedding rows it scores with.
+    pub fn store(&self) -> &EmbeddingStore {
+        &self.store
+    }
+
+    /// The input shape.
+    pub fn shape(&self) -> InputShape {
+        self.shape
     }
 
     /// [`Scorer::predict`] with the rows split over `threads` threads (one request's

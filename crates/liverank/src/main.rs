@@ -12,6 +12,7 @@ mod report;
 mod samples;
 mod settings;
 mod simulate;
+mod stream;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,9 @@ pub enum Command {
     Run(pipeline::RunArgs),
     /// Train the ranker offline on sample files and evaluate it on the later time slice.
     Train(train::TrainArgs),
+    /// Online learning: stream events (a file or a simulated preset) through samples,
+    /// history and test-then-train, publishing model versions as it goes.
+    Stream(stream::StreamArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Write the HTML report (and its Markdown twin) of a run directory.
@@ -171,6 +175,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Inspect(args) => inspect::run(args),
         Command::Samples(args) => samples::run(&settings, args),
         Command::Train(args) => train::run(&settings, args),
+        Command::Stream(args) => stream::run(&settings, args),
         Command::Run(args) => pipeline::run(&settings, args),
         Command::History(args) => history::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),

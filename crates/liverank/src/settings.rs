@@ -26,6 +26,10 @@ pub struct Settings {
     pub train: liverank_train::TrainSettings,
     /// The interaction history store.
     pub history: liverank_history::HistoryConfig,
+    /// Online learning.
+    pub stream: liverank_train::StreamSettings,
+    /// Model publishing.
+    pub publish: liverank_model::PublishConfig,
 }
 
 impl Settings {
@@ -59,6 +63,8 @@ impl Settings {
         settings.model.validate()?;
         settings.train.validate()?;
         settings.history.validate()?;
+        settings.stream.validate()?;
+        settings.publish.validate()?;
         Ok(settings)
     }
 }
@@ -112,6 +118,8 @@ mod tests {
         // The file documents the library defaults (a `--model-config` file starts from them).
         assert_eq!(s.model, liverank_model::RankerConfig::default());
         assert_eq!(s.train, liverank_train::TrainSettings::default());
+        assert_eq!(s.stream, liverank_train::StreamSettings::default());
+        assert_eq!(s.publish, liverank_model::PublishConfig::default());
     }
 
     #[test]
