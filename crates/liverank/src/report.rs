@@ -32,7 +32,11 @@ pub fn run(args: ReportArgs) -> Result<(), Failure> {
         .write(&out, "report")
         .map_err(|e| Failure::Runtime(anyhow::Error::from(e)))?;
     println!("report → {}", files.html.display());
-    println!("         {} ({} figures)", files.markdown.display(), files.figures.len());
+    println!(
+        "         {} ({} figures)",
+        files.markdown.display(),
+        files.figures.len()
+    );
     Ok(())
 }
 
@@ -106,8 +110,12 @@ fn group_thousands(n: u64) -> String {
 
 fn world(dir: &Path) -> Built {
     let path = dir.join("sim/manifest.json");
-    let manifest = read_json(&path)
-        .map_err(|e| format!("{e} — made by `liverank simulate --out {}/sim`", dir.display()))?;
+    let manifest = read_json(&path).map_err(|e| {
+        format!(
+            "{e} — made by `liverank simulate --out {}/sim`",
+            dir.display()
+        )
+    })?;
     let config = &manifest["config"];
     let summary = &manifest["summary"];
     let mut facts = vec![
@@ -139,13 +147,20 @@ fn offline_evaluation(dir: &Path) -> Built {
         )
     })?;
     let mut table = Table::new(
-        ["task", "positives", "AUC", "GAUC", "log loss", "calibration"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "task",
+            "positives",
+            "AUC",
+            "GAUC",
+            "log loss",
+            "calibration",
+        ]
+        .map(String::from)
+        .to_vec(),
     );
-    let tasks = eval["tasks"].as_object().ok_or_else(|| {
-        format!("{}: no `tasks` object", path.display())
-    })?;
+    let tasks = eval["tasks"]
+        .as_object()
+        .ok_or_else(|| format!("{}: no `tasks` object", path.display()))?;
     // Task order of the vocabulary, not of the JSON map.
     for task in liverank_types::Task::ALL {
         if let Some(m) = tasks.get(task.as_str()) {
@@ -163,12 +178,27 @@ fn offline_evaluation(dir: &Path) -> Built {
         return Err(format!("{}: no task metrics", path.display()));
     }
     let facts = vec![
-        ("policy trained on".to_string(), eval["policy"].as_str().unwrap_or("–").to_string()),
+        (
+            "policy trained on".to_string(),
+            eval["policy"].as_str().unwrap_or("–").to_string(),
+        ),
         ("training rows".to_string(), count(&eval["train_rows"])),
-        ("held-out exposures".to_string(), count(&eval["eval_exposures"])),
-        ("popularity click AUC".to_string(), number(&eval["popularity_click_auc"], 4)),
-        ("oracle click AUC (true probabilities)".to_string(), number(&eval["oracle_click_auc"], 4)),
-        ("training throughput (samples/s)".to_string(), number(&eval["train_samples_per_s"], 0)),
+        (
+            "held-out exposures".to_string(),
+            count(&eval["eval_exposures"]),
+        ),
+        (
+            "popularity click AUC".to_string(),
+            number(&eval["popularity_click_auc"], 4),
+        ),
+        (
+            "oracle click AUC (true probabilities)".to_string(),
+            number(&eval["oracle_click_auc"], 4),
+        ),
+        (
+            "training throughput (samples/s)".to_string(),
+            number(&eval["train_samples_per_s"], 0),
+        ),
     ];
     Ok(Section::new(
         "Offline evaluation",
@@ -206,9 +236,17 @@ fn prequential(dir: &Path) -> Built {
         .map(|(i, h)| (i, *h))
         .collect();
     let rows: Vec<Vec<f64>> = lines
-        .map(|l| l.split(',').map(|c| c.parse().unwrap_or(f64::NAN)).collect())
+        .map(|l| {
+            l.split(',')
+                .map(|c| c.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
         .collect();
-    let t0 = rows.first().and_then(|r| r.get(time)).copied().unwrap_or(0.0);
+    let t0 = rows
+        .first()
+        .and_then(|r| r.get(time))
+        .copied()
+        .unwrap_or(0.0);
     let mut chart = LineChart::new(
         "Prequential AUC (test-then-train, sliding window)",
         "hours since the start of the stream",
