@@ -358,3 +358,90 @@ impl RankerConfig {
         self.task_weights.get(index).copied().unwrap_or(1.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+    use super::*;
+    use crate::embedding::RowOptimizer;
+    use liverank_types::{
+        CategoryId, EventTime, ExposureFeatures, LabelMask, LiveId, Policy, RequestId, Sample,
+        SampleKind, UserId,
+    };
+
+    #[test]
+    fn the_sparse_optimizer_setting_picks_the_store_optimizer() {
+        let mut s = SparseConfig::default();
+        assert!(matches!(
+            s.row_optimizer(),
+            RowOptimizer::Adagrad { lr, initial_accumulator, .. } if lr == 0.05 && initial_accumulator == 0.1
+        ));
+        s.optimizer = SparseOptimizer::Ftrl;
+        s.ftrl_l1 = 0.5;
+        assert_eq!(
+            s.row_optimizer(),
+            RowOptimizer::Ftrl {
+                alpha: 0.05,
+                beta: 1.0,
+                l1: 0.5,
+                l2: 0.0
+            }
+        );
+        s.optimizer = SparseOptimizer::Adam;
+        assert_eq!(
+            s.row_optimizer(),
+            RowOptimizer::Adam {
+                lr: 0.05,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8
+            }
+        );
+        let trainer_side = crate::trainer::embedding_config(&RankerConfig {
+            sparse: s.clone(),
+            ..RankerConfig::default()
+        });
+        assert_eq!(trainer_side.optimizer, s.row_optimizer());
+        s.adam_beta1 = 1.0;
+        assert!(s.validate().unwrap_err().to_string().contains("adam_beta1"));
+    }
+
+    #[test]
+    fn data_priors_count_the_training_categories() {
+        let sample = |c: Option<u32>| Sample {
+            sample_id: 1,
+            policy: Policy::Realtime,
+            kind: SampleKind::Close,
+            seq: 0,
+            ts: EventTime(10),
+            request_id: RequestId(1),
+            live: LiveId(1),
+            user: UserId(1),
+            author: None,
+            exposure_ts: EventTime(5),
+            category: c.map(CategoryId),
+            labels: LabelMask::default(),
+            features: std::sync::Arc::new(ExposureFeatures::default()),
+        };
+        let samples = [
+            sample(Some(3)),
+            sample(Some(5)),
+            sample(Some(3)),
+            sample(None),
+        ];
+        let c = RankerConfig::default().with_data_priors(&samples);
+        assert_eq!(c.history_prior, 0.5);
+        // A set prior is kept; no categories at all leave it unset.
+        let set = RankerConfig {
+            history_prior: 0.1,
+            ..RankerConfig::default()
+        };
+        assert_eq!(set.with_data_priors(&samples).history_prior, 0.1);
+        assert_eq!(
+            RankerConfig::default()
+                .with_data_priors(&[sample(None)])
+                .history_prior,
+            0.0
+        );
+    }
+}

@@ -658,7 +658,9 @@ mod tests {
             1.0,
             4f32.ln() / 8.0,
             2.0 / 3.0,
-            (2.1f32 / 6.1).ln() / 5.0,
+            // Prior unset (0): one over the user's play categories {5, 7} plus one = 1/3,
+            // weight 3.1 plays: (2 + 3.1/3) / (3 + 3.1).
+            ((2.0f32 + 3.1 / 3.0) / 6.1).ln() / 5.0,
             1.0,
             3f32.ln() / 5.0,
             0.5,
@@ -669,14 +671,20 @@ mod tests {
         }
 
         // Without history: the same shape, every history position padding, shares 0 and
-        // the log share at its prior, ln(1/31).
-        let mut blind = builder.empty_batch();
-        builder.push(&mut blind, &sample());
-        blind.check().unwrap();
-        assert!(blind.seq_mask.iter().all(|m| !m));
-        let tail = &blind.dense[blind.dense.len() - 4 - PROFILE_DENSE..];
-        let prior = (0.1f32 / 3.1).ln() / 5.0;
-        let expected = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, prior, 0.0, 0.0, 0.0, 0.0];
-        assert_eq!(tail, expected);
+        // the log share at its prior: with the prior set from the data (here a catalogue of
+        // four categories, 1/4), ln(1/4); unset, no categories seen, ln(1) = 0.
+        let with_prior = FeatureBuilder::new(&RankerConfig {
+            history_prior: 0.25,
+            ..config.clone()
+        });
+        for (b, prior) in [(&with_prior, 0.25f32.ln() / 5.0), (&builder, 0.0)] {
+            let mut blind = b.empty_batch();
+            b.push(&mut blind, &sample());
+            blind.check().unwrap();
+            assert!(blind.seq_mask.iter().all(|m| !m));
+            let tail = &blind.dense[blind.dense.len() - 4 - PROFILE_DENSE..];
+            let expected = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, prior, 0.0, 0.0, 0.0, 0.0];
+            assert_eq!(tail, expected);
+        }
     }
 }

@@ -172,6 +172,17 @@ mod tests {
         Some(v)
     }
 
+    /// Equal values; floats as `f32` (some settings are `f32`, written back widened).
+    fn same(a: &toml::Value, b: &toml::Value) -> bool {
+        match (a, b) {
+            (toml::Value::Float(x), toml::Value::Float(y)) => *x as f32 == *y as f32,
+            (toml::Value::Array(x), toml::Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+            }
+            _ => a == b,
+        }
+    }
+
     fn as_table(s: &Settings) -> toml::Table {
         match toml::Value::try_from(s).unwrap() {
             toml::Value::Table(t) => t,
@@ -226,7 +237,8 @@ mod tests {
         b.sort_unstable();
         assert_eq!(a, b, "default.toml keys vs settings fields");
         for (path, value) in &keys {
-            assert_eq!(get(&round, path), Some(value), "{path} round trip");
+            let back = get(&round, path).unwrap();
+            assert!(same(back, value), "{path} round trip: {back} vs {value}");
         }
 
         let dir = tempfile::tempdir().unwrap();
@@ -249,12 +261,13 @@ mod tests {
             let loaded = Settings::load(Some(&file), Vec::new())
                 .unwrap_or_else(|e| panic!("{path} = {new}: {e:#}"));
             let got = as_table(&loaded);
-            assert_eq!(get(&got, path), Some(&new), "{path} not read");
+            let read = get(&got, path).unwrap();
+            assert!(same(read, &new), "{path} not read: {read} vs {new}");
             let mut after = Vec::new();
             leaves("", &got, &mut after);
             let moved: Vec<&str> = after
                 .iter()
-                .filter(|(k, v)| get(&round, k) != Some(v))
+                .filter(|(k, v)| !same(get(&round, k).unwrap(), v))
                 .map(|(k, _)| k.as_str())
                 .collect();
             assert_eq!(moved, [path.as_str()], "{path} changed other settings");
