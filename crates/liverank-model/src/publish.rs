@@ -542,7 +542,7 @@ fn encode_shape(s: InputShape) -> Vec<u8> {
 
 fn decode_shape(b: &[u8]) -> std::result::Result<InputShape, String> {
     let n = b.len() / 8;
-    if b.len() % 8 != 0 || n < 5 {
+    if !b.len().is_multiple_of(8) || n < 5 {
         return Err("bad shape section".into());
     }
     let w = |i: usize| word(b, i * 8) as usize;
