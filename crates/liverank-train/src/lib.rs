@@ -6,6 +6,7 @@
 //! Online training (test-then-train over the sample stream) comes with its own issue.
 
 pub mod error;
+pub mod forecast;
 pub mod metrics;
 pub mod offline;
 

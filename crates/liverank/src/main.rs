@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_model;
+mod forecast;
 mod history;
 mod inspect;
 mod pipeline;
@@ -48,6 +49,8 @@ pub enum Command {
     Run(pipeline::RunArgs),
     /// Train the ranker offline on sample files and evaluate it on the later time slice.
     Train(train::TrainArgs),
+    /// LiveForesighter: train or evaluate the statistic forecaster and product predictor.
+    Forecast(forecast::ForecastArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Print the effective settings (defaults ← --config ← environment) as TOML.
@@ -121,6 +124,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Train(args) => train::run(&settings, args),
         Command::Run(args) => pipeline::run(&settings, args),
         Command::History(args) => history::run(&settings, args),
+        Command::Forecast(args) => forecast::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;

@@ -26,6 +26,8 @@ pub struct Settings {
     pub train: liverank_train::TrainSettings,
     /// The interaction history store.
     pub history: liverank_history::HistoryConfig,
+    /// LiveForesighter's forecasters.
+    pub forecast: liverank_model::foresight::ForecastConfig,
 }
 
 impl Settings {
@@ -58,6 +60,7 @@ impl Settings {
         settings.samples.validate()?;
         settings.model.validate()?;
         settings.history.validate()?;
+        settings.forecast.validate()?;
         Ok(settings)
     }
 }
