@@ -102,7 +102,11 @@ fn series_input(b: usize, n: usize, l: usize) -> Vec<f32> {
 fn revin_normalise_then_denormalise_is_the_identity() {
     let (b, n, l) = (3, 4, 7);
     let x = series_input(b, n, l);
-    let revin = RevIn::from_values(vec![0.5, 1.5, 2.0, 0.8], vec![0.1, -0.3, 0.0, 1.0], &device());
+    let revin = RevIn::from_values(
+        vec![0.5, 1.5, 2.0, 0.8],
+        vec![0.1, -0.3, 0.0, 1.0],
+        &device(),
+    );
     let (normed, stats) = revin.normalise(tensor(&x, [b, n, l], false));
     let back = vec_of(revin.denormalise(normed.clone(), &stats));
     close(&back, &x, 1e-5, "round trip");
@@ -112,7 +116,10 @@ fn revin_normalise_then_denormalise_is_the_identity() {
     for row in v.chunks(l) {
         let mean: f32 = row.iter().sum::<f32>() / l as f32;
         let var: f32 = row.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / l as f32;
-        assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3, "{mean} {var}");
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
+            "{mean} {var}"
+        );
     }
 }
 
@@ -478,7 +485,8 @@ fn forward_passes_match_the_pytorch_reference() {
     for row in 0..b {
         for s in 0..n {
             for t in 0..l {
-                let v = (s as f64 + 1.0) * (1.0 + (0.5 * t as f64 + s as f64 + 3.0 * row as f64).sin())
+                let v = (s as f64 + 1.0)
+                    * (1.0 + (0.5 * t as f64 + s as f64 + 3.0 * row as f64).sin())
                     + 0.1 * t as f64;
                 x.push(v as f32);
             }
@@ -531,7 +539,11 @@ fn forward_passes_match_the_pytorch_reference() {
             }
         }
     }
-    let logits = vec_of(product.forward_embedded(tensor(&xe, [b, t, e4], false)).logits);
+    let logits = vec_of(
+        product
+            .forward_embedded(tensor(&xe, [b, t, e4], false))
+            .logits,
+    );
     let want = [
         0.347077, 0.37297, 0.348383, 0.276643, 0.167462, 0.813569, 0.45369, 0.032407, -0.393263,
         -0.765706, 0.130538, -0.220471, -0.541641, -0.789502, -0.930508, 0.928126, 0.603171,

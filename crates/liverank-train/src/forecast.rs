@@ -21,7 +21,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use liverank_model::foresight::{ForecastConfig, ProductModel, ProductTrainer, StatModel, StatTrainer};
+use liverank_model::foresight::{
+    ForecastConfig, ProductModel, ProductTrainer, StatModel, StatTrainer,
+};
 use liverank_model::rng::SplitMix64;
 use liverank_types::{STAT_SERIES, Sample};
 use serde::Serialize;
@@ -186,7 +188,12 @@ pub struct Window {
 }
 
 /// Every window of a room with known buckets throughout (left-padded lookback).
-pub fn room_windows(room: &RoomSeries, index: usize, lookback: usize, horizon: usize) -> Vec<Window> {
+pub fn room_windows(
+    room: &RoomSeries,
+    index: usize,
+    lookback: usize,
+    horizon: usize,
+) -> Vec<Window> {
     let n = room.buckets.len();
     let mut out = Vec::new();
     for pos in 1..=n.saturating_sub(horizon) {
@@ -270,7 +277,11 @@ fn windows_of(data: &ForecastData, rooms: &[usize], config: &ForecastConfig) -> 
 }
 
 /// Product sequences cut into chunks of at most `max_len + 1` (stride `max_len / 2`).
-fn product_chunks<'a>(data: &'a ForecastData, rooms: &[usize], max_len: usize) -> Vec<&'a [[u64; 4]]> {
+fn product_chunks<'a>(
+    data: &'a ForecastData,
+    rooms: &[usize],
+    max_len: usize,
+) -> Vec<&'a [[u64; 4]]> {
     let mut out = Vec::new();
     let len = max_len + 1;
     let stride = (max_len / 2).max(1);
@@ -391,8 +402,8 @@ pub fn train_forecasters(
             ));
         }
     }
-    let product_chunks_per_s = (chunks.len() * product_epoch_loss.len()) as f64
-        / clock.elapsed().as_secs_f64().max(1e-9);
+    let product_chunks_per_s =
+        (chunks.len() * product_epoch_loss.len()) as f64 / clock.elapsed().as_secs_f64().max(1e-9);
     Ok(TrainedForecasters {
         stat: trainer.model()?,
         product: product.model()?,
@@ -628,11 +639,17 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn subset_report(name: &str, sums: &Sums, windows: usize, seed: u64) -> SubsetReport {
-    let rooms: Vec<usize> = (0..sums.count.len()).filter(|&r| sums.count[r] > 0.0).collect();
+    let rooms: Vec<usize> = (0..sums.count.len())
+        .filter(|&r| sums.count[r] > 0.0)
+        .collect();
     let count: f64 = rooms.iter().map(|&r| sums.count[r]).sum();
     let mut rng = SplitMix64::new(seed);
     let resamples: Vec<Vec<usize>> = (0..1000)
-        .map(|_| (0..rooms.len()).map(|_| rooms[rng.below(rooms.len())]).collect())
+        .map(|_| {
+            (0..rooms.len())
+                .map(|_| rooms[rng.below(rooms.len())])
+                .collect()
+        })
         .collect();
     let mut groups: Vec<(String, Vec<usize>)> = vec![("all".into(), (0..SERIES).collect())];
     groups.extend((0..SERIES).map(|s| (STAT_SERIES[s].to_string(), vec![s])));
@@ -778,7 +795,9 @@ pub fn evaluate_forecasters(
                 let ys = &y[(i * SERIES + s) * h..(i * SERIES + s + 1) * h];
                 for p in 0..4 {
                     match p {
-                        0 => f.copy_from_slice(&model[(i * SERIES + s) * h..(i * SERIES + s + 1) * h]),
+                        0 => f.copy_from_slice(
+                            &model[(i * SERIES + s) * h..(i * SERIES + s + 1) * h],
+                        ),
                         1 => f.fill(xs[l - 1]),
                         2 => f.fill(moving_average(xs, ma[s])),
                         _ => linear.predict(xs, &mut f),
@@ -819,7 +838,11 @@ pub fn evaluate_forecasters(
     })
 }
 
-fn next_c3_report(data: &ForecastData, split: &RoomSplit, product: &ProductModel) -> Result<NextC3Report> {
+fn next_c3_report(
+    data: &ForecastData,
+    split: &RoomSplit,
+    product: &ProductModel,
+) -> Result<NextC3Report> {
     let p = &product.config().product;
     let c3 = |s: &[u64; 4]| s[3] % p.c3_rows as u64;
     let mut markov: HashMap<u64, HashMap<u64, u32>> = HashMap::new();
@@ -891,13 +914,19 @@ fn next_c3_report(data: &ForecastData, split: &RoomSplit, product: &ProductModel
     })
 }
 
-fn time_inference(data: &ForecastData, stat: &StatModel, windows: &[Window]) -> Result<InferenceTiming> {
+fn time_inference(
+    data: &ForecastData,
+    stat: &StatModel,
+    windows: &[Window],
+) -> Result<InferenceTiming> {
     let l = stat.config().lookback;
     // Rooms on air together: the most rooms with a bucket at one instant.
     let mut per_bucket: HashMap<i64, usize> = HashMap::new();
     for r in &data.rooms {
         for k in 0..r.buckets.len() {
-            *per_bucket.entry(r.first + k as i64 * data.width).or_default() += 1;
+            *per_bucket
+                .entry(r.first + k as i64 * data.width)
+                .or_default() += 1;
         }
     }
     let on_air = per_bucket.values().copied().max().unwrap_or(0).max(1);
@@ -978,7 +1007,12 @@ mod tests {
         for s in 0..SERIES {
             fit.predict(&x[s * l..(s + 1) * l], &mut f);
             for k in 0..h {
-                assert!((f[k] - y[s * h + k]).abs() < 0.05, "{s} {k}: {} vs {}", f[k], y[s * h + k]);
+                assert!(
+                    (f[k] - y[s * h + k]).abs() < 0.05,
+                    "{s} {k}: {} vs {}",
+                    f[k],
+                    y[s * h + k]
+                );
             }
         }
     }

@@ -114,8 +114,14 @@ fn train(settings: &Settings, args: TrainArgs) -> Result<(), Failure> {
             .with_context(|| format!("writing {name}"))
             .map_err(Failure::from)
     };
-    write("forecaster.bin", trained.stat.to_bytes().map_err(anyhow::Error::from)?)?;
-    write("product.bin", trained.product.to_bytes().map_err(anyhow::Error::from)?)?;
+    write(
+        "forecaster.bin",
+        trained.stat.to_bytes().map_err(anyhow::Error::from)?,
+    )?;
+    write(
+        "product.bin",
+        trained.product.to_bytes().map_err(anyhow::Error::from)?,
+    )?;
     let r = &trained.report;
     write(
         "train.json",
@@ -195,7 +201,10 @@ fn print_eval(r: &ForecastEval) {
         r.test_rooms, r.test_from, r.ma_windows
     );
     for s in &r.subsets {
-        println!("\n== {}: {} windows in {} rooms", s.name, s.windows, s.rooms);
+        println!(
+            "\n== {}: {} windows in {} rooms",
+            s.name, s.windows, s.rooms
+        );
         if s.windows == 0 {
             continue;
         }

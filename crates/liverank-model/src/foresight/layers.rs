@@ -93,7 +93,10 @@ impl SelfAttention {
         if let Some(bias) = mask_bias {
             scores = scores + bias;
         }
-        let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, t, d]);
+        let context = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, t, d]);
         dense3(&self.out, context)
     }
 }

@@ -1,6 +1,6 @@
 //! Training steps, frozen inference models and model files of the two forecasters.
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -77,7 +77,10 @@ impl StatTrainer {
         if targets.len() != batch * n * h {
             return Err(shape_err("forecast targets", targets.len(), batch * n * h));
         }
-        let x = Tensor::from_data(TensorData::new(inputs.to_vec(), [batch, n, l]), &self.device);
+        let x = Tensor::from_data(
+            TensorData::new(inputs.to_vec(), [batch, n, l]),
+            &self.device,
+        );
         let y = Tensor::from_data(
             TensorData::new(targets.to_vec(), [batch, n, h]),
             &self.device,
@@ -144,7 +147,10 @@ impl StatModel {
                 encoded: Vec::new(),
             });
         }
-        let x = Tensor::from_data(TensorData::new(inputs.to_vec(), [batch, n, l]), &self.device);
+        let x = Tensor::from_data(
+            TensorData::new(inputs.to_vec(), [batch, n, l]),
+            &self.device,
+        );
         let out = self.net.forward(x);
         Ok(StatForecast {
             forecast: to_vec(out.forecast)?,
@@ -260,14 +266,10 @@ impl ProductTrainer {
             return Ok(None);
         }
         let index = ProductIndex::new(&input, b, inputs_t, p, &self.device);
-        let target = Tensor::<2, Int>::from_data(
-            TensorData::new(targets, [b * inputs_t, 1]),
-            &self.device,
-        );
-        let weight = Tensor::<2>::from_data(
-            TensorData::new(weights, [b * inputs_t, 1]),
-            &self.device,
-        );
+        let target =
+            Tensor::<2, Int>::from_data(TensorData::new(targets, [b * inputs_t, 1]), &self.device);
+        let weight =
+            Tensor::<2>::from_data(TensorData::new(weights, [b * inputs_t, 1]), &self.device);
         let net = self.net.take().ok_or_else(lost)?;
         let out = net.forward(&index);
         let classes = out.logits.dims()[2];
@@ -384,6 +386,7 @@ fn file_err(reason: &str) -> ModelError {
 fn record_bytes<M: Module>(net: M) -> Result<Vec<u8>> {
     net.into_record()
         .into_bytes()
+        .map(|b| b.to_vec())
         .map_err(|e| file_err(&format!("network: {e:?}")))
 }
 
@@ -415,7 +418,9 @@ fn read_sections<'a>(magic: &[u8; 8], bytes: &'a [u8], count: usize) -> Result<V
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);
     if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-        return Err(file_err("checksum mismatch: the file is damaged or truncated"));
+        return Err(file_err(
+            "checksum mismatch: the file is damaged or truncated",
+        ));
     }
     let mut at = 8;
     let mut out = Vec::with_capacity(count);
