@@ -137,16 +137,11 @@ fn scaling_one_series_scales_its_forecast_and_nothing_else() {
             .map(|(i, &v)| if (i / l) % n == series { v * k } else { v })
             .collect();
         let out = vec_of(net.forward(tensor(&scaled, [b, n, l], false)).forecast);
-        for i in 0..b * n * h {
-            let want = if (i / h) % n == series {
-                base[i] * k
-            } else {
-                base[i]
-            };
+        for (i, (&got, &b0)) in out.iter().zip(&base).enumerate() {
+            let want = if (i / h) % n == series { b0 * k } else { b0 };
             assert!(
-                (out[i] - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                "series {series} × {k}: [{i}] {} vs {want}",
-                out[i]
+                (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                "series {series} × {k}: [{i}] {got} vs {want}"
             );
         }
     }

@@ -74,7 +74,7 @@ pub struct ForecastData {
 }
 
 fn log1p(v: u32) -> f32 {
-    (f64::from(v)).ln_1p() as f32
+    f64::from(v).ln_1p() as f32
 }
 
 /// Appends `list` to `acc` after their longest overlap (`acc`'s tail = `list`'s head).
@@ -449,12 +449,12 @@ impl SharedLinear {
                     .map(|&v| f64::from(v))
                     .chain([1.0])
                     .collect();
-                for i in 0..d {
-                    for j in 0..d {
-                        xtx[i * d + j] += row[i] * row[j];
+                for (i, &ri) in row.iter().enumerate() {
+                    for (j, &rj) in row.iter().enumerate() {
+                        xtx[i * d + j] += ri * rj;
                     }
                     for k in 0..h {
-                        xty[i * h + k] += row[i] * f64::from(y[s * h + k]);
+                        xty[i * h + k] += ri * f64::from(y[s * h + k]);
                     }
                 }
             }
@@ -510,12 +510,12 @@ impl SharedLinear {
     }
 
     fn predict(&self, input: &[f32], out: &mut [f32]) {
-        for k in 0..self.h {
+        for (k, o) in out.iter_mut().enumerate().take(self.h) {
             let mut v = self.w[self.l * self.h + k];
             for (i, &x) in input.iter().enumerate() {
                 v += f64::from(x) * self.w[i * self.h + k];
             }
-            out[k] = v as f32;
+            *o = v as f32;
         }
     }
 }
@@ -803,9 +803,9 @@ pub fn evaluate_forecasters(
                         _ => linear.predict(xs, &mut f),
                     }
                     let (mut se, mut ae) = (0.0, 0.0);
-                    for k in 0..h {
-                        se += f64::from(ys[k] - f[k]).powi(2);
-                        ae += (f64::from(ys[k]).exp_m1() - f64::from(f[k]).exp_m1()).abs();
+                    for (&t, &g) in ys.iter().zip(f.iter()) {
+                        se += f64::from(t - g).powi(2);
+                        ae += (f64::from(t).exp_m1() - f64::from(g).exp_m1()).abs();
                     }
                     for (k, &m) in member.iter().enumerate() {
                         if m {
@@ -1006,13 +1006,9 @@ mod tests {
         let mut f = vec![0.0; h];
         for s in 0..SERIES {
             fit.predict(&x[s * l..(s + 1) * l], &mut f);
-            for k in 0..h {
-                assert!(
-                    (f[k] - y[s * h + k]).abs() < 0.05,
-                    "{s} {k}: {} vs {}",
-                    f[k],
-                    y[s * h + k]
-                );
+            for (k, v) in f.iter().enumerate() {
+                let want = y[s * h + k];
+                assert!((v - want).abs() < 0.05, "{s} {k}: {v} vs {want}");
             }
         }
     }

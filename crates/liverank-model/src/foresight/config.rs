@@ -119,7 +119,7 @@ impl ForecastConfig {
         if self.ffn == 0 || self.batch_size == 0 {
             return bad("ffn and batch_size must be positive");
         }
-        if !(self.learning_rate > 0.0) {
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
             return bad("learning_rate must be positive");
         }
         let p = &self.product;
@@ -133,7 +133,7 @@ impl ForecastConfig {
         if p.ffn == 0 || p.max_len < 2 || p.batch_size == 0 {
             return bad("product.ffn, product.batch_size must be positive, max_len ≥ 2");
         }
-        if !(p.learning_rate > 0.0) {
+        if p.learning_rate.is_nan() || p.learning_rate <= 0.0 {
             return bad("product.learning_rate must be positive");
         }
         Ok(())
