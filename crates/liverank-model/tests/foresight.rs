@@ -262,8 +262,8 @@ fn layer_norm_and_revin_gradients_match_finite_differences() {
     let mut norm = LayerNorm::new(d, &device());
     norm.gamma = Param::from_tensor(tensor(&values(&mut rng, d, 1.0), [d], false));
     check("layer norm", &x, [b, t, d], |x| project(norm.forward(x), 1));
-    let gamma = values(&mut rng, d, 0.5).iter().map(|g| g + 1.0).collect();
-    let revin = RevIn::from_values(gamma, values(&mut rng, d, 0.5), &device());
+    let gamma = values(&mut rng, t, 0.5).iter().map(|g| g + 1.0).collect();
+    let revin = RevIn::from_values(gamma, values(&mut rng, t, 0.5), &device());
     // RevIN over [B, N = t, L = d]: the normalised tokens, and the round trip through a
     // nonlinear stand-in for the network (so the statistics' gradient paths matter).
     check("revin normalise", &x, [b, t, d], |x| {
