@@ -17,6 +17,7 @@ pub mod config;
 pub mod embedding;
 pub mod error;
 pub mod features;
+pub mod foresight;
 pub mod layers;
 pub mod loss;
 pub mod network;

@@ -10,6 +10,8 @@
 //! LiveForesighter's forecasts are not wired in), one with the author's true quality and one
 //! with quality estimated from a counter, the author's click-through rate over its exposures
 //! clicked or closed (a minute old) before this one, smoothed with 50 exposures of prior.
+//! The last variant is the informed ceiling LiveForesighter (issue 16) is judged against:
+//! the counter's quality with the highlight term known.
 //! Run: `cargo test -p liverank-sim --release --test ceiling -- --ignored --nocapture`.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
@@ -85,7 +87,7 @@ fn informed_oracle_on_the_small_preset() {
     let last = truth.iter().map(|t| t.ts.0).max().unwrap();
     let split = first + (last - first) * 3 / 4;
     let (mut oracle, mut informed, mut no_bias, mut labels) = (vec![], vec![], vec![], vec![]);
-    let (mut no_highlight, mut counted) = (vec![], vec![]);
+    let (mut no_highlight, mut counted, mut counted_lift) = (vec![], vec![], vec![]);
     for t in truth.iter().filter(|t| t.ts.0 >= split) {
         let user = &world.users[(t.user.0 - 1) as usize];
         let live = &world.lives[(t.live.0 - 1) as usize];
@@ -114,7 +116,11 @@ fn informed_oracle_on_the_small_preset() {
         let clicks = known.iter().filter(|&&(_, c)| c).count() as f64;
         let (prior, base) = (50.0, 0.11);
         let ctr = (clicks + prior * base) / (known.len() as f64 + prior);
-        counted.push(plain - author.quality + logit_of(ctr) - logit_of(base));
+        let with_counter = plain - author.quality + logit_of(ctr) - logit_of(base);
+        counted.push(with_counter);
+        // The figure LiveForesighter is judged against: the counter's quality and the
+        // highlight term known (what a perfect forecast of the room's state would add).
+        counted_lift.push(with_counter + lift);
         labels.push(clicked.contains(&(t.request_id.0, t.live.0)));
     }
     let (a, b, d) = (
@@ -123,10 +129,12 @@ fn informed_oracle_on_the_small_preset() {
         auc(&no_bias, &labels),
     );
     let (h, q) = (auc(&no_highlight, &labels), auc(&counted, &labels));
+    let ql = auc(&counted_lift, &labels);
     eprintln!(
         "exposures {} (clicks {}): oracle AUC {a:.4}; interest from plays {b:.4}; \
          and without the user's click bias {d:.4}; also without the highlight lift {h:.4}; \
-         also with the author's quality from its click-through counter {q:.4}",
+         also with the author's quality from its click-through counter {q:.4}; \
+         that counter with the highlight term known (the informed ceiling) {ql:.4}",
         labels.len(),
         labels.iter().filter(|&&l| l).count()
     );
@@ -135,4 +143,6 @@ fn informed_oracle_on_the_small_preset() {
         b <= a + 0.005 && d <= b + 0.005 && h <= d + 0.005 && q <= h + 0.005,
         "{a} {b} {d} {h} {q}"
     );
+    // Knowing the highlight adds information back: at least as good as without it.
+    assert!(ql >= q - 0.005 && ql <= d + 0.005, "{q} {ql} {d}");
 }

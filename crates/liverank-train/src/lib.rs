@@ -7,6 +7,7 @@
 //! model versions out, restart-exact.
 
 pub mod error;
+pub mod forecast;
 pub mod metrics;
 pub mod offline;
 pub mod online;

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_model;
+mod forecast;
 mod history;
 mod inspect;
 mod pipeline;
@@ -53,6 +54,8 @@ pub enum Command {
     /// Online learning: stream events (a file or a simulated preset) through samples,
     /// history and test-then-train, publishing model versions as it goes.
     Stream(stream::StreamArgs),
+    /// LiveForesighter: train or evaluate the statistic forecaster and product predictor.
+    Forecast(forecast::ForecastArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Write the HTML report (and its Markdown twin) of a run directory.
@@ -178,6 +181,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Stream(args) => stream::run(&settings, args),
         Command::Run(args) => pipeline::run(&settings, args),
         Command::History(args) => history::run(&settings, args),
+        Command::Forecast(args) => forecast::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Report(args) => report::run(args),
         Command::Config => {

@@ -30,6 +30,8 @@ pub struct Settings {
     pub stream: liverank_train::StreamSettings,
     /// Model publishing.
     pub publish: liverank_model::PublishConfig,
+    /// LiveForesighter's forecasters.
+    pub forecast: liverank_model::foresight::ForecastConfig,
 }
 
 impl Settings {
@@ -65,6 +67,7 @@ impl Settings {
         settings.history.validate()?;
         settings.stream.validate()?;
         settings.publish.validate()?;
+        settings.forecast.validate()?;
         Ok(settings)
     }
 }
