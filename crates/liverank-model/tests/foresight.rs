@@ -568,7 +568,7 @@ fn both_models_learn_a_pattern_and_survive_a_file_round_trip() {
     let batch = 8;
     for w in 0..batch {
         let at = |t: usize, s: usize| -> f32 {
-            let up = (t + w) % 2 == 0;
+            let up = (t + w).is_multiple_of(2);
             if up == (s == 0) { 3.0 } else { 1.0 }
         };
         for s in 0..2 {

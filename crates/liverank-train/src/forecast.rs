@@ -976,7 +976,7 @@ mod tests {
         // Every series alternates between two values, v_{t+1} = v_{t−1}: a linear rule
         // the least-squares map must find.
         let buckets: Vec<[u32; SERIES]> = (0..40)
-            .map(|t| std::array::from_fn(|s| ((s as u32 + 1) * 3 + (t % 2)) as u32))
+            .map(|t| std::array::from_fn(|s| (s as u32 + 1) * 3 + (t % 2)))
             .collect();
         let room = RoomSeries {
             live: 1,

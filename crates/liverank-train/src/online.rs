@@ -298,6 +298,9 @@ pub struct StreamSummary {
 
 const MAGIC: &[u8; 8] = b"LRSTRM1\0";
 
+/// Called with every version the pipeline publishes (e.g. to time its arrival in a reader).
+pub type PublishHook = Box<dyn FnMut(&liverank_model::publish::Published) + Send>;
+
 /// The online pipeline: push events, get a model that learns and publishes as it goes.
 pub struct StreamPipeline {
     settings: StreamSettings,
@@ -324,7 +327,7 @@ pub struct StreamPipeline {
     out: Vec<Output>,
     records: Vec<(UserId, liverank_history::HistoryRecord)>,
     /// Wall-clock instants of the newest samples trained per publish (freshness probes).
-    on_publish: Option<Box<dyn FnMut(&liverank_model::publish::Published) + Send>>,
+    on_publish: Option<PublishHook>,
 }
 
 impl std::fmt::Debug for StreamPipeline {

@@ -24,6 +24,9 @@ pub struct ReportArgs {
 /// which command).
 type Built = Result<Section, String>;
 
+/// A section's title and the function that builds it from the run directory.
+type SectionBuilder = (&'static str, fn(&Path) -> Built);
+
 /// Runs the command.
 pub fn run(args: ReportArgs) -> Result<(), Failure> {
     let out = args.out.clone().unwrap_or_else(|| args.dir.clone());
@@ -55,7 +58,7 @@ pub fn build(dir: &Path) -> Result<Report, Failure> {
         dir.display(),
         env!("CARGO_PKG_VERSION")
     ));
-    let builders: [(&str, fn(&Path) -> Built); 3] = [
+    let builders: [SectionBuilder; 3] = [
         ("The simulated world", world),
         ("Offline evaluation", offline_evaluation),
         ("Prequential metrics of the online run", prequential),
