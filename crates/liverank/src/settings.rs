@@ -208,6 +208,10 @@ mod tests {
             ("model.trunk.kind", _) => s("cgc"),
             ("model.sparse.optimizer", _) => s("ftrl"),
             ("history.backend", _) => s("redis"),
+            ("stream.policy", _) => s("fastslow"),
+            // d_model must stay a multiple of heads.
+            ("forecast.d_model" | "forecast.product.d_model", V::Integer(i)) => V::Integer(i * 2),
+            ("forecast.heads" | "forecast.product.heads", V::Integer(i)) => V::Integer(i * 2),
             (_, V::String(x)) => V::String(format!("{x}-other")),
             (_, V::Integer(i)) => V::Integer(i + 1),
             (_, V::Float(f)) if *f == 0.0 => V::Float(0.01),
