@@ -52,9 +52,8 @@ pub fn build(dir: &Path) -> Result<Report, Failure> {
             dir.display()
         )));
     }
-    let commit = option_env!("LIVERANK_COMMIT").unwrap_or("unknown commit");
     let mut report = Report::new("liverank run report").with_subtitle(format!(
-        "{} · liverank {} ({commit})",
+        "{} · liverank {}",
         dir.display(),
         env!("CARGO_PKG_VERSION")
     ));
@@ -211,13 +210,15 @@ fn offline_evaluation(dir: &Path) -> Built {
     .with(Block::Facts(facts)))
 }
 
-/// The online run's metric series: `stream/metrics.csv` with a header row, an event-time
-/// column (`ts_ms` or `event_time_ms`) and columns named `<task>_auc`.
+/// The online run's prequential metrics: `stream/metrics.csv` as `liverank stream` writes
+/// it, one row per (event time, stream, task) with the sliding window's AUC — the `served`
+/// stream scores every exposure when its impression arrives and judges it on its complete
+/// labels, the `train` stream scores training samples on their own labels.
 fn prequential(dir: &Path) -> Built {
     let path = dir.join("stream/metrics.csv");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         format!(
-            "{}: {e} — made by `liverank stream --out {}/stream` (or `liverank run`)",
+            "{}: {e} — made by `liverank stream --out {}/stream`",
             path.display(),
             dir.display()
         )
@@ -228,49 +229,74 @@ fn prequential(dir: &Path) -> Built {
         .ok_or_else(|| format!("{}: empty", path.display()))?
         .split(',')
         .collect();
-    let time = header
-        .iter()
-        .position(|h| *h == "ts_ms" || *h == "event_time_ms")
-        .ok_or_else(|| format!("{}: no ts_ms column", path.display()))?;
-    let auc_columns: Vec<(usize, &str)> = header
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| h.ends_with("_auc") && !h.ends_with("_gauc"))
-        .map(|(i, h)| (i, *h))
-        .collect();
-    let rows: Vec<Vec<f64>> = lines
-        .map(|l| {
-            l.split(',')
-                .map(|c| c.parse().unwrap_or(f64::NAN))
-                .collect()
-        })
-        .collect();
-    let t0 = rows
-        .first()
-        .and_then(|r| r.get(time))
-        .copied()
-        .unwrap_or(0.0);
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| format!("{}: no `{name}` column", path.display()))
+    };
+    let (ts, stream, task, auc, gauc) = (
+        column("event_ts")?,
+        column("stream")?,
+        column("task")?,
+        column("auc")?,
+        column("gauc")?,
+    );
+    // (task) → points of the served stream; the last window's AUC / GAUC per (stream, task).
+    let mut served: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+    let mut last: std::collections::BTreeMap<(String, String), (String, String)> =
+        Default::default();
+    let mut t0 = None;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let (Some(t), Some(s), Some(k)) = (cells.get(ts), cells.get(stream), cells.get(task))
+        else {
+            continue;
+        };
+        let Ok(t) = t.parse::<f64>() else { continue };
+        let t0 = *t0.get_or_insert(t);
+        let a = cells.get(auc).and_then(|v| v.parse::<f64>().ok());
+        let g = cells.get(gauc).and_then(|v| v.parse::<f64>().ok());
+        if let Some(a) = a {
+            if *s == "served" {
+                served
+                    .entry((*k).to_string())
+                    .or_default()
+                    .push(((t - t0) / 3.6e6, a));
+            }
+            let fmt = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.4}"));
+            last.insert(((*s).to_string(), (*k).to_string()), (fmt(Some(a)), fmt(g)));
+        }
+    }
     let mut chart = LineChart::new(
-        "Prequential AUC (test-then-train, sliding window)",
+        "Prequential AUC of served exposures (15-minute windows)",
         "hours since the start of the stream",
         "AUC",
     );
-    for (column, name) in &auc_columns {
-        let points = rows
-            .iter()
-            .filter_map(|r| Some(((r.get(time)? - t0) / 3.6e6, *r.get(*column)?)))
-            .collect();
-        chart = chart.with_series(Series::new(name.trim_end_matches("_auc"), points));
+    // Task order of the vocabulary.
+    for t in liverank_types::Task::ALL {
+        if let Some(points) = served.remove(t.as_str()) {
+            chart = chart.with_series(Series::new(t.as_str(), points));
+        }
     }
     let figure = chart
         .render(
             "prequential_auc",
-            "Each task's AUC on the samples scored just before the model trained on them, over event time.",
+            "Each task's AUC over the last 15 minutes of event time, every exposure scored by the model in force when its impression arrived and judged on its complete labels.",
         )
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut table = Table::new(
+        ["stream", "task", "AUC (last window)", "GAUC (last window)"]
+            .map(String::from)
+            .to_vec(),
+    );
+    for ((s, k), (a, g)) in last {
+        table.push(vec![s, k, a, g]);
+    }
     Ok(Section::new(
         "Prequential metrics of the online run",
-        "How well the online model predicted each sample before learning from it, through the day.",
+        "How well the online model predicted what happened before it learned from it, through the day.",
     )
-    .with(Block::Figure(figure)))
+    .with(Block::Figure(figure))
+    .with(Block::Table(table)))
 }
