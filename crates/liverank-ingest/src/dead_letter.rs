@@ -128,10 +128,8 @@ impl DeadLetterWriter {
     /// Appends one dead letter.
     pub fn write(&mut self, letter: &DeadLetter) -> Result<()> {
         *self.counts.entry(letter.kind).or_default() += 1;
-        let mut line = serde_json::to_vec(letter).map_err(|e| IngestError::Encode {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut line =
+            serde_json::to_vec(letter).map_err(|e| IngestError::encode(self.path.clone(), e))?;
         line.push(b'\n');
         self.out
             .write_all(&line)

@@ -185,10 +185,8 @@ impl<W: Write> JsonlEventWriter<W> {
     /// Appends one flat record as is (it may be invalid: fault injection uses this).
     pub fn write_record(&mut self, record: &EventRecord) -> Result<()> {
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, record).map_err(|e| IngestError::Encode {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
+        serde_json::to_writer(&mut self.buf, record)
+            .map_err(|e| IngestError::encode(self.path.clone(), e))?;
         self.buf.push(b'\n');
         self.output
             .write_all(&self.buf)
@@ -225,10 +223,8 @@ pub fn write_jsonl_rows<T: Serialize, W: Write>(
     rows: &[T],
 ) -> Result<()> {
     for row in rows {
-        serde_json::to_writer(&mut output, row).map_err(|e| IngestError::Encode {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        serde_json::to_writer(&mut output, row)
+            .map_err(|e| IngestError::encode(path.to_path_buf(), e))?;
         output
             .write_all(b"\n")
             .map_err(|e| IngestError::io(path, e))?;
@@ -250,6 +246,7 @@ pub fn read_jsonl_rows<T: DeserializeOwned, R: BufRead>(
         let row = serde_json::from_str(&line).map_err(|e| IngestError::Schema {
             path: path.to_path_buf(),
             reason: format!("line {}: {e}", i + 1),
+            source: Some(Box::new(e)),
         })?;
         rows.push(row);
     }

@@ -52,7 +52,7 @@ pub mod source;
 pub mod table;
 
 pub use dead_letter::{DeadLetter, DeadLetterKind, DeadLetterWriter};
-pub use error::{Fault, IngestError, Result};
+pub use error::{BoxError, ContentDefect, Fault, IngestError, Result};
 pub use jsonl::{JsonlEventReader, JsonlEventWriter};
 pub use parquet_events::{ParquetEventReader, ParquetEventWriter, event_schema};
 pub use record::{Position, ReadError, RecordError, RecordErrorKind};

@@ -5,7 +5,7 @@
 //! path, and reading typed columns directly lets a bad row (an unknown type, a negative
 //! duration) be reported with its row number while the rest of the batch is kept.
 
-use crate::error::{IngestError, Result};
+use crate::error::{BoxError, ContentDefect, IngestError, Result};
 use crate::record::{Position, ReadError, RecordError, RecordErrorKind};
 use arrow_array::builder::{
     BooleanBuilder, Int64Builder, StringBuilder, UInt32Builder, UInt64Builder,
@@ -19,7 +19,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -209,6 +209,15 @@ pub(crate) fn writer_properties(
     version: u32,
     row_group_rows: usize,
 ) -> WriterProperties {
+    writer_properties_builder(kind, version, row_group_rows).build()
+}
+
+/// [`writer_properties`] before `build`, for writers that tune columns.
+pub(crate) fn writer_properties_builder(
+    kind: &str,
+    version: u32,
+    row_group_rows: usize,
+) -> WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(row_group_rows))
@@ -216,7 +225,6 @@ pub(crate) fn writer_properties(
             KeyValue::new(FORMAT_KEY.to_string(), kind.to_string()),
             KeyValue::new(VERSION_KEY.to_string(), version.to_string()),
         ]))
-        .build()
 }
 
 impl<W: Write + Send> ParquetEventWriter<W> {
@@ -234,12 +242,8 @@ impl<W: Write + Send> ParquetEventWriter<W> {
         let schema = event_schema();
         let batch_rows = batch_rows.max(1);
         let props = writer_properties("events", EVENT_FORMAT_VERSION, batch_rows.max(1024) * 16);
-        let writer = ArrowWriter::try_new(output, schema.clone(), Some(props)).map_err(|e| {
-            IngestError::Encode {
-                path: path.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let writer = ArrowWriter::try_new(output, schema.clone(), Some(props))
+            .map_err(|e| IngestError::encode(path.clone(), e))?;
         Ok(Self {
             writer,
             columns: Columns::default(),
@@ -278,13 +282,10 @@ impl<W: Write + Send> ParquetEventWriter<W> {
         if self.rows == 0 {
             return Ok(());
         }
-        let encode = |e: &dyn std::fmt::Display| IngestError::Encode {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        };
+        let encode = |e: BoxError| IngestError::encode(self.path.clone(), e);
         let batch = RecordBatch::try_new(self.schema.clone(), self.columns.finish())
-            .map_err(|e| encode(&e))?;
-        self.writer.write(&batch).map_err(|e| encode(&e))?;
+            .map_err(|e| encode(e.into()))?;
+        self.writer.write(&batch).map_err(|e| encode(e.into()))?;
         self.rows = 0;
         Ok(())
     }
@@ -297,10 +298,9 @@ impl<W: Write + Send> ParquetEventWriter<W> {
             CHECKSUM_KEY.to_string(),
             format!("{} {}", self.total_rows, self.checksum.to_hex()),
         ));
-        self.writer.close().map_err(|e| IngestError::Encode {
-            path,
-            reason: e.to_string(),
-        })?;
+        self.writer
+            .close()
+            .map_err(|e| IngestError::encode(path, e))?;
         Ok(())
     }
 }
@@ -320,6 +320,7 @@ pub(crate) fn check_metadata(
     let schema_err = |reason: String| IngestError::Schema {
         path: path.to_path_buf(),
         reason,
+        source: None,
     };
     match get(FORMAT_KEY) {
         Some(k) if k == kind => {}
@@ -348,10 +349,8 @@ pub(crate) fn check_metadata(
 /// Opens a Parquet file into a batch builder, mapping failures to clear errors.
 pub(crate) fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(|e| IngestError::io(path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| IngestError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| IngestError::corrupt(path.to_path_buf(), e))
 }
 
 /// Streams events from a Parquet file, batch by batch.
@@ -386,20 +385,21 @@ impl ParquetEventReader {
             match actual.field_with_name(field.name()) {
                 Ok(f) if f.data_type() == field.data_type() => {}
                 Ok(f) => {
-                    return Err(IngestError::Schema {
-                        path: path.to_path_buf(),
-                        reason: format!(
+                    return Err(IngestError::schema(
+                        path,
+                        format!(
                             "column `{}` has type {}, expected {}",
                             field.name(),
                             f.data_type(),
                             field.data_type()
                         ),
-                    });
+                    ));
                 }
                 Err(_) => {
                     return Err(IngestError::Schema {
                         path: path.to_path_buf(),
                         reason: format!("missing column `{}`", field.name()),
+                        source: None,
                     });
                 }
             }
@@ -413,10 +413,7 @@ impl ParquetEventReader {
         let batches = builder
             .with_batch_size(8_192)
             .build()
-            .map_err(|e| IngestError::Corrupt {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| IngestError::corrupt(path.to_path_buf(), e))?;
         Ok(Self {
             batches,
             path: path.to_path_buf(),
@@ -434,12 +431,13 @@ impl ParquetEventReader {
             None => {
                 let actual = format!("{} {}", self.row, self.checksum.to_hex());
                 match &self.expected {
-                    Some(expected) if *expected != actual => Some(Err(IngestError::Corrupt {
-                        path: self.path.clone(),
-                        reason: format!(
-                            "content checksum mismatch: footer says `{expected}`, data gives `{actual}`"
-                        ),
-                    })),
+                    Some(expected) if *expected != actual => Some(Err(IngestError::corrupt(
+                        self.path.clone(),
+                        ContentDefect::Checksum {
+                            expected: expected.clone(),
+                            actual,
+                        },
+                    ))),
                     _ => None,
                 }
             }
@@ -456,17 +454,11 @@ pub(crate) fn next_batch_guarded(
 ) -> Option<Result<RecordBatch>> {
     // The Parquet decoder is not ours; a corrupt page must never take the process down.
     let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batches.next()));
-    let corrupt = |reason: String| IngestError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
     match next {
         Ok(None) => None,
         Ok(Some(Ok(batch))) => Some(Ok(batch)),
-        Ok(Some(Err(e))) => Some(Err(corrupt(e.to_string()))),
-        Err(_) => Some(Err(corrupt(
-            "the Parquet decoder failed on a corrupt page".into(),
-        ))),
+        Ok(Some(Err(e))) => Some(Err(IngestError::corrupt(path, e))),
+        Err(_) => Some(Err(IngestError::corrupt(path, ContentDefect::DecoderPanic))),
     }
 }
 

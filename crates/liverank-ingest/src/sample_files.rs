@@ -127,10 +127,8 @@ impl SyncedLines {
     fn write_json<T: serde::Serialize>(&mut self, value: &T) -> Result<()> {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
-        serde_json::to_writer(&mut line, value).map_err(|e| IngestError::Encode {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
+        serde_json::to_writer(&mut line, value)
+            .map_err(|e| IngestError::encode(self.path.clone(), e))?;
         line.push(b'\n');
         let path = self.path.clone();
         let result = self

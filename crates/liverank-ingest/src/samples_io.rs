@@ -6,8 +6,8 @@
 //! and the product sequence are flattened `List` columns (`stats_len` × 12 values, and
 //! `[product, c1, c2, c3]` × products).
 
-use crate::error::{IngestError, Result};
-use crate::parquet_events::{check_metadata, open_parquet, writer_properties};
+use crate::error::{BoxError, IngestError, Result};
+use crate::parquet_events::{check_metadata, open_parquet, writer_properties_builder};
 use arrow_array::builder::{
     Int8Builder, Int64Builder, ListBuilder, StringBuilder, UInt8Builder, UInt32Builder,
     UInt64Builder,
@@ -213,19 +213,19 @@ impl std::fmt::Debug for ParquetSampleWriter {
     }
 }
 
-const SAMPLE_BATCH_ROWS: usize = 16_384;
+const SAMPLE_BATCH_ROWS: usize = 2_048;
 
 impl ParquetSampleWriter {
     /// Creates (truncates) `path`.
     pub fn create(path: &Path) -> Result<Self> {
         let file = File::create(path).map_err(|e| IngestError::io(path, e))?;
         let schema = sample_schema();
-        let props = writer_properties("samples", SAMPLE_FORMAT_VERSION, 1 << 20);
+        let props = writer_properties_builder("samples", SAMPLE_FORMAT_VERSION, 1 << 20)
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+            .build();
         let writer = ArrowWriter::try_new(BufWriter::new(file), schema.clone(), Some(props))
-            .map_err(|e| IngestError::Encode {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| IngestError::encode(path.to_path_buf(), e))?;
         Ok(Self {
             writer,
             columns: SampleColumns::default(),
@@ -249,13 +249,10 @@ impl ParquetSampleWriter {
         if self.rows == 0 {
             return Ok(());
         }
-        let encode = |e: &dyn std::fmt::Display| IngestError::Encode {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        };
+        let encode = |e: BoxError| IngestError::encode(self.path.clone(), e);
         let batch = RecordBatch::try_new(self.schema.clone(), self.columns.finish())
-            .map_err(|e| encode(&e))?;
-        self.writer.write(&batch).map_err(|e| encode(&e))?;
+            .map_err(|e| encode(e.into()))?;
+        self.writer.write(&batch).map_err(|e| encode(e.into()))?;
         self.rows = 0;
         Ok(())
     }
@@ -264,10 +261,10 @@ impl ParquetSampleWriter {
     pub fn finish(mut self) -> Result<()> {
         self.flush_batch()?;
         let path = self.path.clone();
-        let out = self.writer.into_inner().map_err(|e| IngestError::Encode {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let out = self
+            .writer
+            .into_inner()
+            .map_err(|e| IngestError::encode(path.clone(), e))?;
         let file = out
             .into_inner()
             .map_err(|e| IngestError::io(&path, e.into_error()))?;
@@ -282,6 +279,7 @@ fn col<'a, T: 'static>(batch: &'a RecordBatch, name: &str, path: &Path) -> Resul
         .ok_or_else(|| IngestError::Schema {
             path: path.to_path_buf(),
             reason: format!("missing or mistyped column `{name}`"),
+            source: None,
         })
 }
 
@@ -289,16 +287,12 @@ fn col<'a, T: 'static>(batch: &'a RecordBatch, name: &str, path: &Path) -> Resul
 pub fn read_parquet_samples(path: &Path) -> Result<Vec<Sample>> {
     let builder = open_parquet(path)?;
     check_metadata(&builder, path, "samples", SAMPLE_FORMAT_VERSION)?;
-    let reader = builder.build().map_err(|e| IngestError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let reader = builder
+        .build()
+        .map_err(|e| IngestError::corrupt(path.to_path_buf(), e))?;
     let mut out = Vec::new();
     for batch in reader {
-        let b = batch.map_err(|e| IngestError::Corrupt {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let b = batch.map_err(|e| IngestError::corrupt(path.to_path_buf(), e))?;
         let u64c = |n: &str| col::<UInt64Array>(&b, n, path);
         let (sample_id, request_id, live, user, author, live_age) = (
             u64c("sample_id")?,
@@ -332,6 +326,7 @@ pub fn read_parquet_samples(path: &Path) -> Result<Vec<Sample>> {
         let bad = |reason: String| IngestError::Schema {
             path: path.to_path_buf(),
             reason,
+            source: None,
         };
         for i in 0..b.num_rows() {
             let mut lm = LabelMask::default();

@@ -10,7 +10,7 @@
 //! naming the line or batch: tables are written by our own tools, so a bad row means a
 //! wrong or damaged file, not a stray record to skip.
 
-use crate::error::{IngestError, Result};
+use crate::error::{BoxError, IngestError, Result};
 use crate::parquet_events::{
     FORMAT_KEY, check_metadata, next_batch_guarded, open_parquet, writer_properties,
 };
@@ -43,10 +43,7 @@ fn tracing() -> TracingOptions {
 
 /// The Arrow fields of a table of `T`, traced from the type (unit enums become strings).
 fn table_fields<T: Serialize + DeserializeOwned>(path: &Path) -> Result<Vec<FieldRef>> {
-    Vec::<FieldRef>::from_type::<T>(tracing()).map_err(|e| IngestError::Encode {
-        path: path.to_path_buf(),
-        reason: format!("cannot trace a table schema from the row type: {e}"),
-    })
+    Vec::<FieldRef>::from_type::<T>(tracing()).map_err(|e| IngestError::encode(path, e))
 }
 
 enum TableSink {
@@ -110,10 +107,7 @@ impl<T: Serialize + DeserializeOwned> TableWriter<T> {
     /// [`TableWriter::create`] with a custom Parquet batch size (ignored for JSON Lines).
     pub fn create_with_batch_rows(path: &Path, name: &str, batch_rows: usize) -> Result<Self> {
         let format = EventFormat::from_path(path)?;
-        let encode = |e: &dyn std::fmt::Display| IngestError::Encode {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
+        let encode = |e: BoxError| IngestError::encode(path.to_path_buf(), e);
         // Trace before creating the file, so an untraceable type leaves nothing behind.
         let fields = match format {
             EventFormat::Parquet => Some(table_fields::<T>(path)?),
@@ -130,8 +124,8 @@ impl<T: Serialize + DeserializeOwned> TableWriter<T> {
                 let schema = Arc::new(arrow_schema::Schema::new(fields.clone()));
                 let props = writer_properties(name, TABLE_FORMAT_VERSION, TABLE_ROW_GROUP_ROWS);
                 let writer =
-                    ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| encode(&e))?;
-                let builder = ArrayBuilder::from_arrow(&fields).map_err(|e| encode(&e))?;
+                    ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| encode(e.into()))?;
+                let builder = ArrayBuilder::from_arrow(&fields).map_err(|e| encode(e.into()))?;
                 TableSink::Parquet {
                     writer: Box::new(writer),
                     builder: Box::new(builder),
@@ -161,14 +155,11 @@ impl<T: Serialize + DeserializeOwned> TableWriter<T> {
     /// Appends one row.
     pub fn write(&mut self, row: &T) -> Result<()> {
         let path = &self.path;
-        let encode = |e: &dyn std::fmt::Display| IngestError::Encode {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let encode = |e: BoxError| IngestError::encode(path.clone(), e);
         match &mut self.sink {
             TableSink::Jsonl { out, line } => {
                 line.clear();
-                serde_json::to_writer(&mut *line, row).map_err(|e| encode(&e))?;
+                serde_json::to_writer(&mut *line, row).map_err(|e| encode(e.into()))?;
                 line.push(b'\n');
                 out.write_all(line).map_err(|e| IngestError::io(path, e))?;
             }
@@ -178,11 +169,11 @@ impl<T: Serialize + DeserializeOwned> TableWriter<T> {
                 buffered,
                 batch_rows,
             } => {
-                builder.push(row).map_err(|e| encode(&e))?;
+                builder.push(row).map_err(|e| encode(e.into()))?;
                 *buffered += 1;
                 if *buffered >= *batch_rows {
-                    let batch = builder.to_record_batch().map_err(|e| encode(&e))?;
-                    writer.write(&batch).map_err(|e| encode(&e))?;
+                    let batch = builder.to_record_batch().map_err(|e| encode(e.into()))?;
+                    writer.write(&batch).map_err(|e| encode(e.into()))?;
                     *buffered = 0;
                 }
             }
@@ -194,10 +185,7 @@ impl<T: Serialize + DeserializeOwned> TableWriter<T> {
     /// Writes what is buffered and closes the file; returns the number of rows.
     pub fn finish(self) -> Result<u64> {
         let path = self.path;
-        let encode = |e: &dyn std::fmt::Display| IngestError::Encode {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let encode = |e: BoxError| IngestError::encode(path.clone(), e);
         match self.sink {
             TableSink::Jsonl { mut out, .. } => {
                 out.flush().map_err(|e| IngestError::io(&path, e))?;
@@ -209,10 +197,10 @@ impl<T: Serialize + DeserializeOwned> TableWriter<T> {
                 ..
             } => {
                 if buffered > 0 {
-                    let batch = builder.to_record_batch().map_err(|e| encode(&e))?;
-                    writer.write(&batch).map_err(|e| encode(&e))?;
+                    let batch = builder.to_record_batch().map_err(|e| encode(e.into()))?;
+                    writer.write(&batch).map_err(|e| encode(e.into()))?;
                 }
-                writer.close().map_err(|e| encode(&e))?;
+                writer.close().map_err(|e| encode(e.into()))?;
             }
         }
         Ok(self.rows)
@@ -275,12 +263,12 @@ impl<T: DeserializeOwned> TableReader<T> {
                     .ok_or_else(|| IngestError::Schema {
                         path: path.to_path_buf(),
                         reason: format!("not a liverank table (no `{FORMAT_KEY}` metadata)"),
+                        source: None,
                     })?;
                 check_metadata(&builder, path, &name, TABLE_FORMAT_VERSION)?;
-                let batches = builder.build().map_err(|e| IngestError::Corrupt {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                })?;
+                let batches = builder
+                    .build()
+                    .map_err(|e| IngestError::corrupt(path.to_path_buf(), e))?;
                 let source = TableSource::Parquet {
                     batches: Box::new(batches),
                     pending: Vec::new().into_iter(),
@@ -319,6 +307,7 @@ impl<T: DeserializeOwned> TableReader<T> {
                     serde_json::from_slice(buf).map_err(|e| IngestError::Schema {
                         path: path.clone(),
                         reason: format!("line {line}: {e}"),
+                        source: Some(Box::new(e)),
                     }),
                 );
             },
@@ -340,6 +329,7 @@ impl<T: DeserializeOwned> TableReader<T> {
                         return Some(Err(IngestError::Schema {
                             path: path.clone(),
                             reason: format!("record batch {batch}: {e}"),
+                            source: Some(Box::new(e)),
                         }));
                     }
                 };

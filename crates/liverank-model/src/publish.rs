@@ -191,9 +191,9 @@ pub struct ModelPublisher {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> ModelError {
-    ModelError::Checkpoint {
-        path: path.display().to_string(),
-        reason: e.to_string(),
+    ModelError::CheckpointIo {
+        path: path.to_path_buf(),
+        source: e,
     }
 }
 

@@ -31,6 +31,7 @@
 //! whose iteration order reaches the output is ordered, so the same input gives the same
 //! samples whether the engine ran through or was checkpointed and restored midway.
 
+pub mod background;
 pub mod checkpoint;
 pub mod config;
 pub mod engine;
@@ -39,6 +40,7 @@ pub mod live_registry;
 pub mod live_stats;
 pub mod policy;
 
+pub use background::{BackgroundError, BackgroundSink};
 pub use config::{ConfigError, MAX_EVENT_TS, MAX_WINDOW_MS, MIN_EVENT_TS, SampleConfig};
 pub use engine::{
     ConsistencyTally, EngineCounters, FeatureContext, Output, RejectReason, SampleEngine,

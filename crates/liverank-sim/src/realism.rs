@@ -97,12 +97,10 @@ pub struct RealismReport {
     pub oracle_click_auc: Option<f64>,
 }
 
+/// The workspace's one quantile definition (nearest rank) of sorted integers.
 fn quantile(sorted: &[i64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i] as f64
+    let as_f64: Vec<f64> = sorted.iter().map(|&v| v as f64).collect();
+    liverank_types::stats::quantile_sorted(&as_f64, q)
 }
 
 impl RealismStats {

@@ -630,12 +630,9 @@ pub struct ForecastEval {
     pub timing: InferenceTiming,
 }
 
+/// The workspace's one quantile definition (nearest rank).
 fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let at = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[at.min(sorted.len() - 1)]
+    liverank_types::stats::quantile_sorted(sorted, q)
 }
 
 fn subset_report(name: &str, sums: &Sums, windows: usize, seed: u64) -> SubsetReport {

@@ -10,8 +10,10 @@ use liverank_ingest::{
 };
 use liverank_samples::job::{FileCheckpoints, SampleSink};
 use liverank_samples::{
-    FeatureContext, JobError, JobOptions, JobResult, SampleConfig, SampleEngine, SampleJob,
+    BackgroundSink, FeatureContext, JobError, JobOptions, JobResult, SampleConfig, SampleEngine,
+    SampleJob,
 };
+use liverank_types::stats::quantile_sorted;
 use liverank_types::{Author, Policy, Task, User};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,7 +102,9 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
         bar.set_message(format!("{} samples", c.samples.iter().sum::<u64>()));
     };
     let (result, samples_path) = if args.format == "parquet" {
-        let sink = ParquetSegmentSink::new(&args.out, args.no_features);
+        // Encoding Parquet costs more than decoding and the engine together: on its own
+        // thread it overlaps with them (issue 13, item 10).
+        let sink = BackgroundSink::new(ParquetSegmentSink::new(&args.out, args.no_features));
         let job = SampleJob::open(
             config.clone(),
             context,
@@ -116,7 +120,7 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
         )
     } else {
         let path = args.out.join("samples.jsonl");
-        let sink = JsonlSampleSink::new(&path, args.no_features);
+        let sink = BackgroundSink::new(JsonlSampleSink::new(&path, args.no_features));
         let job = SampleJob::open(
             config.clone(),
             context,
@@ -191,14 +195,6 @@ fn run_job<K: SampleSink>(
     job.map_err(classify)?.run(progress).map_err(classify)
 }
 
-fn quantile(v: &mut [u32], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_unstable();
-    f64::from(v[((v.len() - 1) as f64 * q).round() as usize])
-}
-
 fn print_report(engine: &SampleEngine) {
     let t = engine.consistency();
     println!();
@@ -215,9 +211,11 @@ fn print_report(engine: &SampleEngine) {
         let mut cells = Vec::new();
         for p in [Policy::Realtime, Policy::Fastslow, Policy::Naive30] {
             let pi = Policy::ALL.iter().position(|&q| q == p).unwrap_or(0);
-            let mut d = t.delays_s[pi][i].clone();
+            // The one quantile definition of the project (nearest rank), as the benchmarks.
+            let mut d: Vec<f64> = t.delays_s[pi][i].iter().map(|&s| f64::from(s)).collect();
             let share = d.len() as f64 / n.max(1) as f64;
-            let (p50, p90) = (quantile(&mut d, 0.5), quantile(&mut d, 0.9));
+            d.sort_unstable_by(f64::total_cmp);
+            let (p50, p90) = (quantile_sorted(&d, 0.5), quantile_sorted(&d, 0.9));
             cells.push(format!("{:>5.1}% {:>6.0}/{:<6.0}", 100.0 * share, p50, p90));
         }
         println!(
