@@ -222,12 +222,13 @@ pub struct LiveResponse {
     /// The closed 30 s buckets before `ts`, oldest first, one row per bucket.
     pub stats: Vec<Vec<u32>>,
     /// Products on sale `[product, c1, c2, c3]`, oldest first.
-    pub products: Vec<[u64; 4]>,
+    pub products: Vec<Vec<u64>>,
 }
 
 /// Query of `GET /v1/lives/{id}` and `GET /v1/users/{id}/history`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AtQuery {
     /// The time asked about (ms); default the newest event time.
     pub ts: Option<i64>,
@@ -566,7 +567,7 @@ async fn live(
             .chunks(STAT_SERIES.len())
             .map(<[u32]>::to_vec)
             .collect(),
-        products: room.products,
+        products: room.products.iter().map(|p| p.to_vec()).collect(),
     }))
 }
 
@@ -661,7 +662,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "ops",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let inner = &state.inner;
     let model = inner.models.current();
@@ -685,7 +686,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "ops",
-    responses((status = 200, description = "This document", body = Object)))]
+    responses((status = 200, description = "This document", content_type = "application/json")))]
 async fn openapi_json() -> Response {
     Json(ApiDoc::openapi()).into_response()
 }
@@ -738,8 +739,11 @@ async fn method_not_allowed() -> ServeError {
 }
 
 /// Per-route latency histogram, request and error counters.
-async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
-    let route = matched.map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;

@@ -224,6 +224,14 @@ impl LocalWorld {
         ))
     }
 
+    /// Rooms on air at the newest event time.
+    pub fn on_air_count(&self) -> usize {
+        self.read().map_or(0, |s| {
+            s.newest
+                .map_or(0, |t| s.registry.on_air_at(t.0).len())
+        })
+    }
+
     /// Counters of the live registry (events, orphans, too old, dropped).
     pub fn registry_events(&self) -> u64 {
         self.read().map_or(0, |s| s.registry.counters().events)

@@ -5,10 +5,12 @@
 
 mod bench;
 mod bench_model;
+mod bench_serve;
 mod history;
 mod inspect;
 mod pipeline;
 mod samples;
+mod serve;
 mod settings;
 mod simulate;
 mod train;
@@ -48,6 +50,8 @@ pub enum Command {
     Run(pipeline::RunArgs),
     /// Train the ranker offline on sample files and evaluate it on the later time slice.
     Train(train::TrainArgs),
+    /// Serve ranked live rooms over HTTP (SPEC §6) on a simulated world.
+    Serve(serve::ServeArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Print the effective settings (defaults ← --config ← environment) as TOML.
@@ -121,6 +125,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Train(args) => train::run(&settings, args),
         Command::Run(args) => pipeline::run(&settings, args),
         Command::History(args) => history::run(&settings, args),
+        Command::Serve(args) => serve::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;

@@ -26,6 +26,8 @@ pub struct Settings {
     pub train: liverank_train::TrainSettings,
     /// The interaction history store.
     pub history: liverank_history::HistoryConfig,
+    /// The serving API.
+    pub serve: liverank_serve::ServeConfig,
 }
 
 impl Settings {
@@ -58,6 +60,7 @@ impl Settings {
         settings.samples.validate()?;
         settings.model.validate()?;
         settings.history.validate()?;
+        settings.serve.validate()?;
         Ok(settings)
     }
 }
@@ -111,6 +114,18 @@ mod tests {
         // The file documents the library defaults (a `--model-config` file starts from them).
         assert_eq!(s.model, liverank_model::RankerConfig::default());
         assert_eq!(s.train, liverank_train::TrainSettings::default());
+        assert_eq!(s.serve, liverank_serve::ServeConfig::default());
+    }
+
+    #[test]
+    fn serve_token_comes_from_the_environment() {
+        let env = vec![("LIVERANK__SERVE__TOKEN".to_string(), "abc123".to_string())];
+        let s = Settings::load(None, env).unwrap();
+        assert_eq!(s.serve.token, "abc123");
+        // A numeric-looking token stays a string.
+        let env = vec![("LIVERANK__SERVE__TOKEN".to_string(), "12345".to_string())];
+        let e = Settings::load(None, env);
+        assert!(e.is_err() || e.unwrap().serve.token == "12345");
     }
 
     #[test]
