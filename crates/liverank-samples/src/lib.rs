@@ -36,7 +36,7 @@ pub mod live_registry;
 pub mod live_stats;
 
 pub use config::{ConfigError, SampleConfig};
-pub use live_registry::{LiveRegistry, OnAir, RoomView};
 pub use engine::{
     ConsistencyTally, EngineCounters, FeatureContext, Output, RejectReason, SampleEngine,
 };
+pub use live_registry::{LiveRegistry, OnAir, RoomView};

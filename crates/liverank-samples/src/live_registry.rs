@@ -374,12 +374,22 @@ mod tests {
         // Before room 2 started, only room 1.
         assert_eq!(r.on_air_at(1_500).len(), 1);
         r.apply(&ev(3, 10_000, EventKind::LiveEnd { live: LiveId(1) }));
-        assert_eq!(r.on_air_at(10_000).iter().map(|o| o.live).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(
+            r.on_air_at(10_000)
+                .iter()
+                .map(|o| o.live)
+                .collect::<Vec<_>>(),
+            vec![2]
+        );
         // Still on air just before its end, and still known.
         assert_eq!(r.on_air_at(9_999).len(), 2);
         assert!(r.room(1).is_some());
         // One hour after the end the state is dropped (on the next event's time).
-        r.apply(&ev(4, 10_000 + KEEP_AFTER_END_MS - 1, EventKind::LiveEnd { live: LiveId(9) }));
+        r.apply(&ev(
+            4,
+            10_000 + KEEP_AFTER_END_MS - 1,
+            EventKind::LiveEnd { live: LiveId(9) },
+        ));
         assert!(r.room(1).is_some());
         r.apply(&start(5, 10_000 + KEEP_AFTER_END_MS, 3));
         assert!(r.room(1).is_none());
@@ -392,14 +402,42 @@ mod tests {
         let (u, l) = (UserId(5), LiveId(1));
         r.apply(&start(1, 0, 1));
         r.apply(&ev(2, 1_000, EventKind::Like { user: u, live: l })); // orphan
-        r.apply(&ev(3, 2_000, EventKind::Enter { user: u, live: l, request_id: None }));
+        r.apply(&ev(
+            3,
+            2_000,
+            EventKind::Enter {
+                user: u,
+                live: l,
+                request_id: None,
+            },
+        ));
         r.apply(&ev(4, 3_000, EventKind::Like { user: u, live: l }));
-        r.apply(&ev(5, 4_000, EventKind::Gift { user: u, live: l, value: 30 }));
-        r.apply(&ev(6, 5_000, EventKind::Enter { user: u, live: l, request_id: None }));
+        r.apply(&ev(
+            5,
+            4_000,
+            EventKind::Gift {
+                user: u,
+                live: l,
+                value: 30,
+            },
+        ));
+        r.apply(&ev(
+            6,
+            5_000,
+            EventKind::Enter {
+                user: u,
+                live: l,
+                request_id: None,
+            },
+        ));
         r.apply(&ev(
             7,
             31_000,
-            EventKind::Leave { user: u, live: l, watch_ms: DurationMs(1) },
+            EventKind::Leave {
+                user: u,
+                live: l,
+                watch_ms: DurationMs(1),
+            },
         ));
         assert_eq!(r.counters().orphans, 1);
         let s = r.stats_before(1, 60_000);
@@ -419,7 +457,15 @@ mod tests {
         let mut r = LiveRegistry::new(&SampleConfig::default());
         let (u, l) = (UserId(5), LiveId(1));
         r.apply(&start(1, 0, 1));
-        r.apply(&ev(2, 1_000, EventKind::Enter { user: u, live: l, request_id: None }));
+        r.apply(&ev(
+            2,
+            1_000,
+            EventKind::Enter {
+                user: u,
+                live: l,
+                request_id: None,
+            },
+        ));
         r.apply(&ev(3, 65_000, EventKind::Like { user: u, live: l }));
         // Late by 50 s: bucket [0, 30 s) is still in the ring.
         r.apply(&ev(4, 15_000, EventKind::Like { user: u, live: l }));
@@ -519,7 +565,11 @@ mod tests {
         r.apply(&ev(
             2,
             10,
-            EventKind::Enter { user: UserId(1), live: LiveId(1), request_id: None },
+            EventKind::Enter {
+                user: UserId(1),
+                live: LiveId(1),
+                request_id: None,
+            },
         ));
         let bytes = postcard::to_stdvec(&r).expect("ser");
         let back: LiveRegistry = postcard::from_bytes(&bytes).expect("de");

@@ -8,12 +8,12 @@
 //! events endpoint validates item by item: a bad item gets its own reason in the
 //! response and never keeps the good items of its batch from being ingested.
 
+use crate::ServeConfig;
 use crate::error::{ErrorBody, Result, ServeError};
 use crate::model::ModelSource;
 use crate::rank::{RankRequest, Ranking, Recommender};
 use crate::recall::RecallSource;
 use crate::world::{EventIngest, IngestOutcome, World};
-use crate::ServeConfig;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -289,7 +289,9 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         use serde_json::error::Category;
         match e.classify() {
             Category::Data => ServeError::Unprocessable(e.to_string()),
-            Category::Syntax | Category::Eof | Category::Io => ServeError::BadRequest(e.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ServeError::BadRequest(e.to_string())
+            }
         }
     })
 }
@@ -544,11 +546,10 @@ async fn live(
     let id = path_id(path)?;
     let q = query(q)?;
     let world = &state.inner.world;
-    let ts = q
-        .ts
-        .map(EventTime)
-        .or_else(|| world.event_time())
-        .unwrap_or(EventTime(0));
+    let ts =
+        q.ts.map(EventTime)
+            .or_else(|| world.event_time())
+            .unwrap_or(EventTime(0));
     let room = world
         .room(LiveId(id), ts)
         .ok_or_else(|| ServeError::NotFound(format!("live {id}")))?;
@@ -595,11 +596,10 @@ async fn history(
         .unwrap_or(inner.config.max_history)
         .min(inner.config.max_history);
     let world = Arc::clone(&inner.world);
-    let ts = q
-        .ts
-        .map(EventTime)
-        .or_else(|| world.event_time())
-        .map_or(EventTime(i64::MAX), |t| EventTime(t.0.saturating_add(1)));
+    let ts =
+        q.ts.map(EventTime)
+            .or_else(|| world.event_time())
+            .map_or(EventTime(i64::MAX), |t| EventTime(t.0.saturating_add(1)));
     let user = UserId(id);
     let (total, records) = blocking(move || {
         let h = world.history();
@@ -677,12 +677,12 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     if let Some(t) = event_time {
         metrics::gauge!("liverank_serve_event_time_seconds").set(t.0 as f64 / 1000.0);
     }
-    let text = inner.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    let text = inner
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "ops",
@@ -706,7 +706,7 @@ impl Modify for BearerScheme {
 }
 
 /// The OpenAPI document, generated from the handlers and wire types.
-#[derive(OpenApi)]
+#[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "liverank", description = "Ranked live rooms over HTTP (SPEC §6)."),
     paths(recommend, events, live, history, healthz, readyz, metrics_text, openapi_json),
@@ -781,7 +781,9 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .layer(axum::middleware::from_fn(track))
         .with_state(state)
 }

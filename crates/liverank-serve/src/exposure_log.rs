@@ -129,6 +129,9 @@ mod tests {
         );
         assert_eq!(log.len(), 2);
         assert!(log.get(RequestId(1), LiveId(10)).is_none());
-        assert_eq!(log.get(RequestId(2), LiveId(11)).unwrap().ts, EventTime(200));
+        assert_eq!(
+            log.get(RequestId(2), LiveId(11)).unwrap().ts,
+            EventTime(200)
+        );
     }
 }

@@ -218,8 +218,7 @@ impl Recommender {
             query: &[],
         };
         let mut sequences = if uses_history {
-            assembler
-                .assemble_from(&records, &base_request, &NoVectors)?
+            assembler.assemble_from(&records, &base_request, &NoVectors)?
         } else {
             GsuSequences::default()
         };
@@ -282,8 +281,11 @@ impl Recommender {
             .map(|i| (fuse(&probabilities[i * t..(i + 1) * t], &alphas), i))
             .collect();
         order.sort_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then(rooms[recalled[a.1].room].live.cmp(&rooms[recalled[b.1].room].live))
+            b.0.total_cmp(&a.0).then(
+                rooms[recalled[a.1].room]
+                    .live
+                    .cmp(&rooms[recalled[b.1].room].live),
+            )
         });
         order.truncate(request.count);
         let mut served = Vec::with_capacity(order.len());
@@ -391,7 +393,11 @@ mod tests {
         };
         let records: Vec<HistoryRecord> = (0..40)
             .map(|i| {
-                let domain = if i % 5 == 0 { Domain::Live } else { Domain::Video };
+                let domain = if i % 5 == 0 {
+                    Domain::Live
+                } else {
+                    Domain::Video
+                };
                 rec(10 * i + 1, domain, i as u64, (i % 3) as u64)
             })
             .collect();

@@ -15,7 +15,7 @@
 use crate::config::RecallQuotas;
 use crate::world::OnAirRoom;
 use liverank_history::HistoryRecord;
-use liverank_types::{AuthorId, CategoryId, LiveId, UserId};
+use liverank_types::{AuthorId, CategoryId, UserId};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -137,7 +137,12 @@ pub trait Recall: Send + Sync {
 /// Rooms by popularity, descending; ties by live id (the rooms' order).
 fn by_popularity(rooms: &[OnAirRoom], mut keep: impl FnMut(&OnAirRoom) -> bool) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..rooms.len()).filter(|&i| keep(&rooms[i])).collect();
-    idx.sort_by(|&a, &b| rooms[b].popularity.total_cmp(&rooms[a].popularity).then(a.cmp(&b)));
+    idx.sort_by(|&a, &b| {
+        rooms[b]
+            .popularity
+            .total_cmp(&rooms[a].popularity)
+            .then(a.cmp(&b))
+    });
     idx
 }
 
@@ -292,7 +297,7 @@ pub fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use liverank_types::{EventTime, ExposureFeatures};
+    use liverank_types::{EventTime, ExposureFeatures, LiveId};
     use std::sync::Arc;
 
     fn room(live: u64, author: u64, category: u32, popularity: f64) -> OnAirRoom {
@@ -343,9 +348,18 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Recalled { room: 2, sources: vec![Followed] },
-                Recalled { room: 1, sources: vec![Embedding, Popular] },
-                Recalled { room: 3, sources: vec![Embedding, Popular] },
+                Recalled {
+                    room: 2,
+                    sources: vec![Followed]
+                },
+                Recalled {
+                    room: 1,
+                    sources: vec![Embedding, Popular]
+                },
+                Recalled {
+                    room: 3,
+                    sources: vec![Embedding, Popular]
+                },
             ]
         );
         // The cap stops new rooms but not labels of rooms already in.

@@ -227,8 +227,7 @@ impl LocalWorld {
     /// Rooms on air at the newest event time.
     pub fn on_air_count(&self) -> usize {
         self.read().map_or(0, |s| {
-            s.newest
-                .map_or(0, |t| s.registry.on_air_at(t.0).len())
+            s.newest.map_or(0, |t| s.registry.on_air_at(t.0).len())
         })
     }
 

@@ -16,9 +16,17 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 async fn call(state: &AppState, request: Request<Body>) -> (StatusCode, Value) {
-    let response = app(state.clone()).oneshot(request).await.expect("infallible");
+    let response = app(state.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
     let status = response.status();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, value)
@@ -46,7 +54,10 @@ fn get(path: &str, token: Option<&str>) -> Request<Body> {
 fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
     assert_eq!(status, want, "{body}");
     assert_eq!(body["error"], code, "{body}");
-    assert!(body["reason"].as_str().is_some_and(|r| !r.is_empty()), "{body}");
+    assert!(
+        body["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +88,11 @@ async fn recommend_ranks_on_air_rooms_with_fused_scores_sources_and_version() {
             let a = alpha[&task.parse::<Task>().unwrap()];
             want *= (1.0 + f64::from(*p)).powf(a);
         }
-        assert!((l.score - want).abs() < 1e-9 * want, "{} vs {want}", l.score);
+        assert!(
+            (l.score - want).abs() < 1e-9 * want,
+            "{} vs {want}",
+            l.score
+        );
         assert!(!l.sources.is_empty());
         assert!((100..112).contains(&l.live_id));
     }
@@ -100,7 +115,8 @@ async fn recommend_ranks_on_air_rooms_with_fused_scores_sources_and_version() {
 }
 
 #[tokio::test]
-async fn recommend_at_a_time_before_any_room_started_returns_nothing_and_unknown_user_gets_popular() {
+async fn recommend_at_a_time_before_any_room_started_returns_nothing_and_unknown_user_gets_popular()
+{
     let f = fixture(6, true);
     let (status, body) = call(
         &f.state,
@@ -135,21 +151,53 @@ async fn recommend_bad_input_is_a_4xx_with_a_json_reason() {
         ("{", StatusCode::BAD_REQUEST, "bad_request"),
         ("not json", StatusCode::BAD_REQUEST, "bad_request"),
         ("", StatusCode::BAD_REQUEST, "bad_request"),
-        (r#"{"user_id": 1}"#, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
-        (r#"{"user_id": "1", "count": 2}"#, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
-        (r#"{"user_id": 1, "count": 2, "extra": 0}"#, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
-        (r#"{"user_id": -1, "count": 2}"#, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
-        (r#"{"user_id": 1, "count": 0}"#, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
-        (r#"{"user_id": 1, "count": 51}"#, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+        (
+            r#"{"user_id": 1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            r#"{"user_id": "1", "count": 2}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            r#"{"user_id": 1, "count": 2, "extra": 0}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            r#"{"user_id": -1, "count": 2}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            r#"{"user_id": 1, "count": 0}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            r#"{"user_id": 1, "count": 51}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
     ];
     for (body, want, code) in cases {
         let (status, got) = call(&f.state, post("/v1/recommend", body, None)).await;
         assert_error(status, &got, want, code);
     }
     // The body limit (64 KiB here).
-    let big = format!(r#"{{"user_id": 1, "count": 2, "ts": 1{}}}"#, " ".repeat(70_000));
+    let big = format!(
+        r#"{{"user_id": 1, "count": 2, "ts": 1{}}}"#,
+        " ".repeat(70_000)
+    );
     let (status, got) = call(&f.state, post("/v1/recommend", big, None)).await;
-    assert_error(status, &got, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_error(
+        status,
+        &got,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
 }
 
 #[tokio::test]
@@ -212,12 +260,24 @@ async fn events_need_the_token_and_answer_per_item() {
     let status: Vec<&str> = r.results.iter().map(|x| x.status.as_str()).collect();
     assert_eq!(
         status,
-        ["accepted", "rejected", "rejected", "rejected", "rejected", "duplicate", "accepted"]
+        [
+            "accepted",
+            "rejected",
+            "rejected",
+            "rejected",
+            "rejected",
+            "duplicate",
+            "accepted"
+        ]
     );
     let reason = |i: usize| r.results[i].reason.clone().unwrap();
     assert!(reason(1).contains("live"), "{}", reason(1));
     assert!(reason(2).contains("color"), "{}", reason(2));
-    assert!(reason(3).contains("ts") || reason(3).contains("integer"), "{}", reason(3));
+    assert!(
+        reason(3).contains("ts") || reason(3).contains("integer"),
+        "{}",
+        reason(3)
+    );
     assert!(reason(4).contains("object"), "{}", reason(4));
     // The good items are in: room 900 is on air with its viewer.
     let room = f.world.room(LiveId(900), EventTime(T0 + 700_003)).unwrap();
@@ -227,9 +287,19 @@ async fn events_need_the_token_and_answer_per_item() {
     // Batch limits and malformed batches.
     let many = json!({"events": vec![json!({}); 101]}).to_string();
     let (status, body) = call(&f.state, post("/v1/events", many, Some(TOKEN))).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
     let (status, body) = call(&f.state, post("/v1/events", "[{}]", Some(TOKEN))).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
     let (status, body) = call(&f.state, post("/v1/events", "{\"events\": [", Some(TOKEN))).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
 }
@@ -252,9 +322,19 @@ async fn lives_and_history_routes() {
     let (status, body) = call(&f.state, get("/v1/lives/abc", None)).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
     let (status, body) = call(&f.state, get("/v1/lives/100?when=3", None)).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
     let (status, body) = call(&f.state, get("/v1/lives/100?ts=soon", None)).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
 
     // History needs the token.
     let (status, body) = call(&f.state, get("/v1/users/1/history", None)).await;
@@ -283,7 +363,12 @@ async fn unknown_routes_and_methods_are_json_errors_and_metrics_count_them() {
     let (status, body) = call(&f.state, get("/v2/nothing", None)).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = call(&f.state, get("/v1/recommend", None)).await;
-    assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_error(
+        status,
+        &body,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
     call(
         &f.state,
         post("/v1/recommend", r#"{"user_id": 1, "count": 2}"#, None),
@@ -332,13 +417,17 @@ async fn openapi_lists_exactly_the_routes_the_router_serves() {
             .unwrap();
         let (status, body) = call(&f.state, req).await;
         assert!(
-            body.get("error").is_none_or(|e| e != "not_found" && e != "method_not_allowed")
+            body.get("error")
+                .is_none_or(|e| e != "not_found" && e != "method_not_allowed")
                 || path.starts_with("/v1/lives"),
             "{method} {path}: {status} {body}"
         );
     }
     // The security scheme of the write/admin routes is declared.
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     assert!(doc["paths"]["/v1/events"]["post"]["security"].is_array());
 }
 
@@ -387,7 +476,11 @@ async fn a_panic_is_a_counted_500_and_the_server_keeps_serving() {
     let (status, _) = call(&state, get("/healthz", None)).await;
     assert_eq!(status, StatusCode::OK);
     let (_, text) = call(&state, get("/metrics", None)).await;
-    assert!(text.as_str().unwrap().contains("liverank_serve_panics_total"));
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("liverank_serve_panics_total")
+    );
 }
 
 #[tokio::test]

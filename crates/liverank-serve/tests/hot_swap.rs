@@ -37,7 +37,9 @@ async fn hundred_versions_under_eight_clients_never_go_backwards_and_corruption_
     let f = fixture(20, true);
     // Four distinct models, reused round-robin (a version is a version: what matters is
     // that every response names one and they never go backwards).
-    let checkpoints: Vec<Vec<u8>> = (0..4).map(|s| trainer(10 + s).to_bytes().unwrap()).collect();
+    let checkpoints: Vec<Vec<u8>> = (0..4)
+        .map(|s| trainer(10 + s).to_bytes().unwrap())
+        .collect();
     let mut corrupt = checkpoints[0].clone();
     let mid = corrupt.len() / 2;
     corrupt[mid] ^= 0xFF;

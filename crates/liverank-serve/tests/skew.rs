@@ -48,7 +48,10 @@ fn samples_of(engine: &mut SampleEngine, events: &[Event], finish: bool) -> Vec<
         .collect()
 }
 
-fn row(batch: &liverank_model::FeatureBatch, r: usize) -> (Vec<u64>, Vec<u64>, Vec<bool>, Vec<f32>) {
+fn row(
+    batch: &liverank_model::FeatureBatch,
+    r: usize,
+) -> (Vec<u64>, Vec<u64>, Vec<bool>, Vec<f32>) {
     let per = |n: usize| r * n..(r + 1) * n;
     (
         batch.fields[per(batch.field_count)].to_vec(),
@@ -152,7 +155,12 @@ fn samples_of_served_exposures_carry_exactly_the_scored_features() {
     let train_batch = build_batch(builder, &joined, Some(&source)).unwrap();
     for (i, s) in joined.iter().enumerate() {
         let r = scored_row[&s.live];
-        assert_eq!(row(&train_batch, i), row(&scored.batch, r), "live {:?}", s.live);
+        assert_eq!(
+            row(&train_batch, i),
+            row(&scored.batch, r),
+            "live {:?}",
+            s.live
+        );
     }
     // The rows hold real history (the clicked room's row has filled sequence positions).
     assert!(scored.batch.seq_mask.iter().any(|&m| m));

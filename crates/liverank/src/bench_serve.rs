@@ -14,9 +14,7 @@ use clap::Args;
 use liverank_history::{HistoryBuilder, HistoryConfig, HistoryStore, MemoryStore, synthetic};
 use liverank_samples::FeatureContext;
 use liverank_serve::loadgen::{LoadSpec, run as load};
-use liverank_serve::{
-    AppState, EventIngest, LocalWorld, ModelSlot, ServeConfig, StageTimes,
-};
+use liverank_serve::{AppState, EventIngest, LocalWorld, ModelSlot, ServeConfig, StageTimes};
 use liverank_sim::{Preset, SimConfig};
 use liverank_types::{
     AuthorId, CategoryId, Event, EventId, EventKind, EventTime, LiveId, ProductId, UserId,
@@ -56,7 +54,11 @@ pub struct BenchServeArgs {
 fn synthetic_world(settings: &Settings, rooms: u64) -> anyhow::Result<(Arc<LocalWorld>, Vec<u64>)> {
     let shape = synthetic::SyntheticHistory::new(20, 2_000);
     let records = shape.records();
-    let end = records.iter().map(|r| r.1.available_at.0).max().unwrap_or(0);
+    let end = records
+        .iter()
+        .map(|r| r.1.available_at.0)
+        .max()
+        .unwrap_or(0);
     let history: Arc<dyn HistoryStore> = Arc::new(MemoryStore::new(&HistoryConfig::default())?);
     history.append(&records)?;
     let world = Arc::new(LocalWorld::new(
@@ -108,7 +110,12 @@ fn synthetic_world(settings: &Settings, rooms: u64) -> anyhow::Result<(Arc<Local
             },
         );
     }
-    push(end, EventKind::LiveEnd { live: LiveId(rooms + 10) });
+    push(
+        end,
+        EventKind::LiveEnd {
+            live: LiveId(rooms + 10),
+        },
+    );
     world.ingest(&events)?;
     Ok((world, (1..=20).collect()))
 }
@@ -155,7 +162,8 @@ fn scenario(
         on_air = r.on_air;
     }
     let per = |d: Duration| ms(d) / n as f64;
-    let total = per(sum.recall) + per(sum.history) + per(sum.features) + per(sum.ranker) + per(sum.fusion);
+    let total =
+        per(sum.recall) + per(sum.history) + per(sum.features) + per(sum.ranker) + per(sum.fusion);
     println!(
         "RESULT task=serve_split world={name} on_air={on_air} candidates_mean={:.0} recall_ms={:.3} history_ms={:.3} features_ms={:.3} ranker_ms={:.3} fusion_ms={:.3} total_ms={total:.3} ranker_share={:.3}",
         candidates as f64 / n as f64,
@@ -233,15 +241,26 @@ pub fn run(settings: &Settings, args: BenchServeArgs) -> Result<(), Failure> {
         .filter(|&u| d.history.count(UserId(u)).is_ok_and(|n| n > 0))
         .take(500)
         .collect();
-    let users = if with_history.is_empty() { d.users.clone() } else { with_history };
+    let users = if with_history.is_empty() {
+        d.users.clone()
+    } else {
+        with_history
+    };
     let slot = Arc::new(ModelSlot::new());
-    slot.publish(model().input_err("model")?).map_err(anyhow::Error::from)?;
-    scenario(&format!("{}", args.preset), &args, state(&config, &d.world, &slot), &users)?;
+    slot.publish(model().input_err("model")?)
+        .map_err(anyhow::Error::from)?;
+    scenario(
+        &format!("{}", args.preset),
+        &args,
+        state(&config, &d.world, &slot),
+        &users,
+    )?;
     drop(d);
 
     let (world, users) = synthetic_world(settings, args.rooms)?;
     let slot = Arc::new(ModelSlot::new());
-    slot.publish(model().input_err("model")?).map_err(anyhow::Error::from)?;
+    slot.publish(model().input_err("model")?)
+        .map_err(anyhow::Error::from)?;
     scenario("synthetic", &args, state(&config, &world, &slot), &users)?;
     Ok(())
 }

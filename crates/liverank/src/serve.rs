@@ -64,7 +64,8 @@ pub fn demo(settings: &Settings, config: SimConfig) -> anyhow::Result<Demo> {
     let sim = Simulation::new(config).context("simulator config")?;
     let world = sim.world();
     let users: Vec<liverank_types::User> = world.users.iter().map(|u| u.profile.clone()).collect();
-    let authors: Vec<liverank_types::Author> = world.authors.iter().map(|a| a.row.clone()).collect();
+    let authors: Vec<liverank_types::Author> =
+        world.authors.iter().map(|a| a.row.clone()).collect();
     let context = Arc::new(FeatureContext::new(&users, &authors));
     let builder = HistoryBuilder::new(settings.history.long_view_ms)
         .with_videos(world.videos.iter())
@@ -118,7 +119,11 @@ pub fn fresh_model(config: &RankerConfig) -> anyhow::Result<ServedModel> {
 }
 
 /// The app state over a demo world and a model slot.
-pub fn state(config: &Arc<ServeConfig>, world: &Arc<LocalWorld>, slot: &Arc<ModelSlot>) -> AppState {
+pub fn state(
+    config: &Arc<ServeConfig>,
+    world: &Arc<LocalWorld>,
+    slot: &Arc<ModelSlot>,
+) -> AppState {
     let log = Arc::new(ExposureLog::new(config.exposure_log));
     let first_request = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

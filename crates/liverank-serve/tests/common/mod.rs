@@ -2,7 +2,7 @@
 //! follows, a real (untrained, seeded) ranker, and the app over them.
 #![allow(dead_code)]
 
-use liverank_history::{HistoryBuilder, MemoryStore, HistoryConfig};
+use liverank_history::{HistoryBuilder, HistoryConfig, MemoryStore};
 use liverank_model::{FeatureBuilder, RankerConfig, Scorer, Trainer, TrunkConfig, TrunkKind};
 use liverank_samples::{FeatureContext, SampleConfig};
 use liverank_serve::*;
@@ -209,8 +209,12 @@ pub fn fixture_with(rooms: u64, with_model: bool, config: ServeConfig) -> Fixtur
     world.ingest(&world_events(rooms)).expect("ingest");
     let slot = Arc::new(ModelSlot::new());
     if with_model {
-        slot.publish(ServedModel::new(1, Arc::new(scorer(1)), Some(EventTime(T0))))
-            .expect("publish");
+        slot.publish(ServedModel::new(
+            1,
+            Arc::new(scorer(1)),
+            Some(EventTime(T0)),
+        ))
+        .expect("publish");
     }
     let log = Arc::new(ExposureLog::new(config.exposure_log));
     let state = AppState::new(
