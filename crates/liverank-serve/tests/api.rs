@@ -274,7 +274,7 @@ async fn events_need_the_token_and_answer_per_item() {
     assert!(reason(1).contains("live"), "{}", reason(1));
     assert!(reason(2).contains("color"), "{}", reason(2));
     assert!(
-        reason(3).contains("ts") || reason(3).contains("integer"),
+        reason(3).contains("late") && reason(3).contains("expected"),
         "{}",
         reason(3)
     );
