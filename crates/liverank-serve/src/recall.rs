@@ -275,11 +275,8 @@ pub fn merge(
         s.recall(ctx, label.quota(quotas), &mut buf);
         for &room in &buf {
             match at.get(&room) {
-                Some(&i) => {
-                    if !out[i].sources.contains(&label) {
-                        out[i].sources.push(label);
-                    }
-                }
+                Some(&i) if !out[i].sources.contains(&label) => out[i].sources.push(label),
+                Some(_) => {}
                 None if out.len() < max => {
                     at.insert(room, out.len());
                     out.push(Recalled {

@@ -1,5 +1,6 @@
 //! The API through the router (`app(state).oneshot(req)`) and over one real socket:
 //! every route, every error path, the token check, the limits, the OpenAPI document.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //!
 //! Cases: `LIVERANK_PROPTEST_CASES` (default 2,000 per property; the opt-in long run
 //! sets 100000 or more).
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod common;
 

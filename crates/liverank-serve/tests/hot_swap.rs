@@ -1,6 +1,7 @@
 //! Hot swap: 100 model versions published while 8 clients request continuously — every
 //! request succeeds, each client's model version never goes backwards; a corrupted
 //! version is refused and the previous one keeps serving.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod common;
 

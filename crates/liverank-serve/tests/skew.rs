@@ -10,6 +10,7 @@
 //! history at the sample's exposure time) — exactly the row the ranker scored; (2) a fresh
 //! engine replaying the same events without the log gives the same features, except the
 //! page position, which serving cannot know when it scores (decision serve-2).
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 mod common;
 

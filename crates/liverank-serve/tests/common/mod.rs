@@ -1,6 +1,7 @@
 //! Shared fixtures of the serving tests: a small world of rooms, users with history and
 //! follows, a real (untrained, seeded) ranker, and the app over them.
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![allow(dead_code, reason = "each test binary uses part of the fixtures")]
 
 use liverank_history::{HistoryBuilder, HistoryConfig, MemoryStore};
 use liverank_model::{FeatureBuilder, RankerConfig, Scorer, Trainer, TrunkConfig, TrunkKind};
