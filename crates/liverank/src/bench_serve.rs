@@ -14,7 +14,7 @@ use clap::Args;
 use liverank_history::{HistoryBuilder, HistoryConfig, HistoryStore, MemoryStore, synthetic};
 use liverank_samples::FeatureContext;
 use liverank_serve::loadgen::{LoadSpec, run as load};
-use liverank_serve::{AppState, EventIngest, LocalWorld, ModelSlot, ServeConfig, StageTimes};
+use liverank_serve::{AppState, EventIngest, LocalWorld, ModelSlot, StageTimes};
 use liverank_sim::{Preset, SimConfig};
 use liverank_types::{
     AuthorId, CategoryId, Event, EventId, EventKind, EventTime, LiveId, ProductId, UserId,

@@ -13,6 +13,7 @@ use clap::Args;
 use liverank_history::{HistoryBuilder, HistoryConfig, HistoryStore, MemoryStore};
 use liverank_model::{FeatureBuilder, RankerConfig, Trainer};
 use liverank_samples::FeatureContext;
+use liverank_serve::World;
 use liverank_serve::{
     AppState, EventIngest, ExposureLog, LocalWorld, ModelSlot, Recommender, ServeConfig,
     ServedModel,
