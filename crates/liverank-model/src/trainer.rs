@@ -405,6 +405,12 @@ impl Scorer {
         self.shape
     }
 
+    /// The embedding row of a namespaced key ([`crate::features::key`]), if the store holds
+    /// it: serving's embedding recall scores user · room with these.
+    pub fn embedding_row(&self, key: u64) -> Option<&[f32]> {
+        self.store.row(key)
+    }
+
     /// [`Scorer::predict`] with the rows split over `threads` threads (one request's
     /// candidates scored in parallel); the same probabilities in the same order.
     pub fn predict_parallel(&self, batch: &FeatureBatch, threads: usize) -> Result<Vec<f32>> {

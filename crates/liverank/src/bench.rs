@@ -47,6 +47,9 @@ enum BenchCommand {
     /// History store per backend: append records/s, query and GSU assembly latency
     /// p50/p99 for users with 10,000 records.
     History(crate::history::BenchHistoryArgs),
+    /// `/v1/recommend` over loopback at concurrency 1 and 8 (simulated world at its busiest
+    /// minute, and 500 synthetic rooms with L = 50 histories), and a request's time split.
+    Serve(crate::bench_serve::BenchServeArgs),
     /// Decode events/s of JSON Lines and Parquet files written by the simulator.
     Decode {
         /// Preset whose events are decoded.
@@ -58,7 +61,7 @@ enum BenchCommand {
     },
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -138,6 +141,7 @@ pub fn run(settings: &Settings, args: BenchArgs) -> Result<(), Failure> {
             repeat,
         } => bench_samples(settings, preset, checkpoint_every, repeat)?,
         BenchCommand::History(args) => crate::history::bench(settings, &args)?,
+        BenchCommand::Serve(args) => crate::bench_serve::run(settings, args)?,
         BenchCommand::Train(shape) => crate::bench_model::run(&shape, false)?,
         BenchCommand::Score(shape) => crate::bench_model::run(&shape, true)?,
         BenchCommand::Decode { preset, repeat } => {

@@ -5,12 +5,14 @@
 
 mod bench;
 mod bench_model;
+mod bench_serve;
 mod forecast;
 mod history;
 mod inspect;
 mod pipeline;
 mod report;
 mod samples;
+mod serve;
 mod settings;
 mod simulate;
 mod stream;
@@ -56,6 +58,8 @@ pub enum Command {
     Stream(stream::StreamArgs),
     /// LiveForesighter: train or evaluate the statistic forecaster and product predictor.
     Forecast(forecast::ForecastArgs),
+    /// Serve ranked live rooms over HTTP (SPEC §6) on a simulated world.
+    Serve(serve::ServeArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Write the HTML report (and its Markdown twin) of a run directory.
@@ -182,6 +186,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => pipeline::run(&settings, args),
         Command::History(args) => history::run(&settings, args),
         Command::Forecast(args) => forecast::run(&settings, args),
+        Command::Serve(args) => serve::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Report(args) => report::run(args),
         Command::Config => {

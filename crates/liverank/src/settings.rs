@@ -32,6 +32,8 @@ pub struct Settings {
     pub publish: liverank_model::PublishConfig,
     /// LiveForesighter's forecasters.
     pub forecast: liverank_model::foresight::ForecastConfig,
+    /// The serving API.
+    pub serve: liverank_serve::ServeConfig,
 }
 
 impl Settings {
@@ -68,6 +70,7 @@ impl Settings {
         settings.stream.validate()?;
         settings.publish.validate()?;
         settings.forecast.validate()?;
+        settings.serve.validate()?;
         Ok(settings)
     }
 }
@@ -123,6 +126,18 @@ mod tests {
         assert_eq!(s.train, liverank_train::TrainSettings::default());
         assert_eq!(s.stream, liverank_train::StreamSettings::default());
         assert_eq!(s.publish, liverank_model::PublishConfig::default());
+        assert_eq!(s.serve, liverank_serve::ServeConfig::default());
+    }
+
+    #[test]
+    fn serve_token_comes_from_the_environment() {
+        let env = vec![("LIVERANK__SERVE__TOKEN".to_string(), "abc123".to_string())];
+        let s = Settings::load(None, env).unwrap();
+        assert_eq!(s.serve.token, "abc123");
+        // A numeric-looking token stays a string.
+        let env = vec![("LIVERANK__SERVE__TOKEN".to_string(), "12345".to_string())];
+        let e = Settings::load(None, env);
+        assert!(e.is_err() || e.unwrap().serve.token == "12345");
     }
 
     #[test]
@@ -209,6 +224,7 @@ mod tests {
             ("model.sparse.optimizer", _) => s("ftrl"),
             ("history.backend", _) => s("redis"),
             ("stream.policy", _) => s("fastslow"),
+            ("serve.addr", _) => s("127.0.0.1:9090"),
             // d_model must stay a multiple of heads.
             ("forecast.d_model" | "forecast.product.d_model", V::Integer(i)) => V::Integer(i * 2),
             ("forecast.heads" | "forecast.product.heads", V::Integer(i)) => V::Integer(i * 2),

@@ -1,0 +1,151 @@
+//! Configuration of the serving API (the `[serve]` section of `config/default.toml`).
+
+use crate::error::{Result, ServeError};
+use liverank_types::Task;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Per-source quotas of the recall merge: how many rooms each source may contribute
+/// before deduplication.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecallQuotas {
+    /// Rooms of authors the user follows (100).
+    pub followed: usize,
+    /// Rooms in the user's top categories from history (200).
+    pub category: usize,
+    /// Rooms nearest to the user's vector (user · room, exact) (200).
+    pub embedding: usize,
+    /// Popular rooms on air now, by recent enters and viewers (200).
+    pub popular: usize,
+    /// Top categories of the user's history the category source reads (3).
+    pub top_categories: usize,
+}
+
+impl Default for RecallQuotas {
+    fn default() -> Self {
+        Self {
+            followed: 100,
+            category: 200,
+            embedding: 200,
+            popular: 200,
+            top_categories: 3,
+        }
+    }
+}
+
+/// Address, token, limits, fusion exponents and recall quotas of the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Listen address (`127.0.0.1:8080`).
+    pub addr: String,
+    /// Bearer token of the write and admin endpoints; empty = those endpoints refuse
+    /// every request (set it here or with `LIVERANK__SERVE__TOKEN`).
+    pub token: String,
+    /// Largest request body in bytes (1 MiB).
+    pub max_body_bytes: usize,
+    /// Largest `count` of a recommend request (200).
+    pub max_count: usize,
+    /// Largest number of events in one `POST /v1/events` batch (10,000).
+    pub max_events: usize,
+    /// Largest number of candidates ranked per request, after the recall merge (1,000).
+    pub max_candidates: usize,
+    /// Records of `GET /v1/users/{id}/history` at most (100).
+    pub max_history: usize,
+    /// Fusion exponent α per task: score = Π (1 + ŷ_task)^α_task; a task not listed has
+    /// α = 0 (its prediction is reported, not fused).
+    pub alpha: BTreeMap<Task, f64>,
+    /// Served exposures remembered for the train/serve join, (request_id, live) pairs
+    /// (200,000; the oldest forgotten first).
+    pub exposure_log: usize,
+    /// Recall quotas.
+    pub recall: RecallQuotas,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".to_string(),
+            token: String::new(),
+            max_body_bytes: 1 << 20,
+            max_count: 200,
+            max_events: 10_000,
+            max_candidates: 1_000,
+            max_history: 100,
+            alpha: BTreeMap::from([
+                (Task::Click, 1.0),
+                (Task::LongView, 1.0),
+                (Task::Like, 0.2),
+                (Task::Comment, 0.2),
+                (Task::Follow, 0.5),
+                (Task::Gift, 0.5),
+                (Task::Purchase, 0.5),
+            ]),
+            exposure_log: 200_000,
+            recall: RecallQuotas::default(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Checks limits are positive and exponents finite and non-negative.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(ServeError::Config(reason));
+        if self.addr.parse::<std::net::SocketAddr>().is_err() {
+            return bad(format!("serve.addr `{}` is not host:port", self.addr));
+        }
+        for (name, v) in [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_count", self.max_count),
+            ("max_events", self.max_events),
+            ("max_candidates", self.max_candidates),
+            ("max_history", self.max_history),
+            ("exposure_log", self.exposure_log),
+        ] {
+            if v == 0 {
+                return bad(format!("serve.{name} must be positive"));
+            }
+        }
+        for (task, a) in &self.alpha {
+            if !a.is_finite() || *a < 0.0 {
+                return bad(format!(
+                    "serve.alpha.{task} must be finite and non-negative, got {a}"
+                ));
+            }
+        }
+        let q = &self.recall;
+        if q.followed + q.category + q.embedding + q.popular == 0 {
+            return bad("serve.recall quotas are all 0: no candidate could be recalled".into());
+        }
+        Ok(())
+    }
+
+    /// α of `task` (0 when not configured).
+    pub fn alpha_of(&self, task: Task) -> f64 {
+        self.alpha.get(&task).copied().unwrap_or(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_are_named() {
+        ServeConfig::default().validate().unwrap();
+        let mut c = ServeConfig {
+            max_count: 0,
+            ..ServeConfig::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("max_count"), "{e}");
+        c.max_count = 10;
+        c.alpha.insert(Task::Gift, -1.0);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("alpha.gift"), "{e}");
+        c.alpha.insert(Task::Gift, 0.5);
+        c.addr = "nowhere".into();
+        assert!(c.validate().is_err());
+    }
+}
