@@ -59,6 +59,8 @@ pub struct ServeConfig {
     /// Served exposures remembered for the train/serve join, (request_id, live) pairs
     /// (200,000; the oldest forgotten first).
     pub exposure_log: usize,
+    /// How often a model directory is polled for new versions, ms (200).
+    pub model_poll_ms: u64,
     /// Recall quotas.
     pub recall: RecallQuotas,
 }
@@ -83,6 +85,7 @@ impl Default for ServeConfig {
                 (Task::Purchase, 0.5),
             ]),
             exposure_log: 200_000,
+            model_poll_ms: 200,
             recall: RecallQuotas::default(),
         }
     }
@@ -102,6 +105,7 @@ impl ServeConfig {
             ("max_candidates", self.max_candidates),
             ("max_history", self.max_history),
             ("exposure_log", self.exposure_log),
+            ("model_poll_ms", self.model_poll_ms as usize),
         ] {
             if v == 0 {
                 return bad(format!("serve.{name} must be positive"));

@@ -49,7 +49,7 @@ pub use api::{AppState, app};
 pub use config::{RecallQuotas, ServeConfig};
 pub use error::{Result, ServeError};
 pub use exposure_log::{ExposureLog, ServedExposure};
-pub use model::{ModelFeed, ModelSlot, ModelSource, Ranker, ServedModel};
+pub use model::{ModelDirFeed, ModelFeed, ModelSlot, ModelSource, Ranker, ServedModel};
 pub use rank::{RankRequest, Ranking, Recommender, StageTimes, fuse};
 pub use world::{EventIngest, IngestOutcome, LocalWorld, OnAirRoom, RoomDetail, World};
 

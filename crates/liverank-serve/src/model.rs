@@ -148,3 +148,97 @@ impl ModelSource for ModelSlot {
         self.current.load_full()
     }
 }
+
+/// The feed of a published model directory (`liverank stream`'s `<out>/model`, or any
+/// directory a `ModelPublisher` writes): a [`liverank_model::publish::ModelReader`] that
+/// follows it, applying deltas, dense weights and snapshots in version order. A corrupt,
+/// truncated or out-of-order file is refused by the reader, which keeps the model it has;
+/// the feed then reports nothing new, and counts the refusal.
+pub struct ModelDirFeed {
+    dir: std::path::PathBuf,
+    reader: Option<liverank_model::publish::ModelReader>,
+    /// Refusals already counted (the reader's own counters, summed).
+    refused_seen: u64,
+}
+
+impl std::fmt::Debug for ModelDirFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelDirFeed")
+            .field("dir", &self.dir)
+            .field("version", &self.reader.as_ref().map(|r| r.version()))
+            .finish()
+    }
+}
+
+impl ModelDirFeed {
+    /// A feed of `dir`; nothing is read until the first poll (the directory may still be
+    /// empty when a server starts beside a trainer).
+    pub fn new(dir: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            reader: None,
+            refused_seen: 0,
+        }
+    }
+
+    /// The reader's counters (applied, refused), once a snapshot was loaded.
+    pub fn counters(&self) -> Option<liverank_model::publish::ReaderCounters> {
+        self.reader.as_ref().map(|r| r.counters().clone())
+    }
+
+    fn served(reader: &liverank_model::publish::ModelReader) -> ServedModel {
+        let trained = reader.trained_ts();
+        ServedModel::new(
+            reader.version(),
+            reader.scorer(),
+            (trained > i64::MIN).then_some(EventTime(trained)),
+        )
+    }
+
+    /// Whether the directory holds a snapshot file yet (a reader can start only there).
+    fn has_snapshot(&self) -> bool {
+        std::fs::read_dir(&self.dir).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                e.file_name().to_str().is_some_and(|n| {
+                    n.ends_with(liverank_model::publish::PublishKind::Snapshot.ext())
+                })
+            })
+        })
+    }
+}
+
+impl ModelFeed for ModelDirFeed {
+    fn poll(&mut self, after: Option<u64>) -> Result<Option<ServedModel>> {
+        let refused_before = self.refused_seen;
+        match &mut self.reader {
+            None => {
+                if !self.has_snapshot() {
+                    return Ok(None);
+                }
+                let reader =
+                    liverank_model::publish::ModelReader::open(&self.dir).map_err(|e| {
+                        ServeError::ModelRefused(format!("{}: {e}", self.dir.display()))
+                    })?;
+                self.reader = Some(reader);
+            }
+            Some(reader) => {
+                reader.poll().map_err(|e| {
+                    ServeError::ModelRefused(format!("{}: {e}", self.dir.display()))
+                })?;
+            }
+        }
+        let Some(reader) = &self.reader else {
+            return Ok(None);
+        };
+        let c = reader.counters();
+        self.refused_seen = c.refused_corrupt + c.refused_gap;
+        if self.refused_seen > refused_before {
+            metrics::counter!("liverank_serve_model_refused_total")
+                .increment(self.refused_seen - refused_before);
+        }
+        if after.is_some_and(|a| reader.version() <= a) {
+            return Ok(None);
+        }
+        Ok(Some(Self::served(reader)))
+    }
+}
