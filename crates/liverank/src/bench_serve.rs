@@ -30,8 +30,12 @@ pub struct BenchServeArgs {
     #[arg(long, default_value = "small")]
     preset: Preset,
     /// A trained checkpoint to serve; default a fresh model of the settings' shape.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
     checkpoint: Option<PathBuf>,
+    /// A published model directory to serve (its newest version, read with the
+    /// `ModelReader` that `liverank serve --model DIR` uses).
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
     /// Requests per run (each concurrency).
     #[arg(long, default_value_t = 2_000)]
     requests: usize,
@@ -219,9 +223,15 @@ fn scenario(
 /// Runs the benchmark.
 pub fn run(settings: &Settings, args: BenchServeArgs) -> Result<(), Failure> {
     println!("bench serve: {}", crate::bench::machine());
-    let model = || match &args.checkpoint {
-        Some(p) => load_checkpoint(p, 1),
-        None => fresh_model(&settings.model),
+    let model = || match (&args.checkpoint, &args.model) {
+        (Some(p), _) => load_checkpoint(p, 1),
+        (None, Some(dir)) => {
+            use liverank_serve::ModelFeed;
+            liverank_serve::ModelDirFeed::new(dir)
+                .poll(None)?
+                .ok_or_else(|| anyhow::anyhow!("{}: no published model version", dir.display()))
+        }
+        (None, None) => fresh_model(&settings.model),
     };
     let mut config = settings.serve.clone();
     // Every on-air room is a candidate (up to max_candidates): the ranker's full load.
