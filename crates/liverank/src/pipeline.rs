@@ -1,9 +1,11 @@
-//! `liverank run`: the whole offline pipeline on the embedded defaults — simulate a preset,
-//! build realtime and complete samples, build the users' interaction history store, train
-//! the ranker on the realtime samples (with the Cross sequences read from the store), and
-//! print the evaluation on the later slice's complete labels. Each stage is its
-//! subcommand's own function, called with its arguments built here (no argv round trip),
-//! with its own progress bar.
+//! `liverank run`: the whole system on the embedded defaults — simulate a preset, build
+//! realtime and complete samples, build the users' interaction history store, train the
+//! ranker on the realtime samples (with the Cross sequences read from the store) and print
+//! the evaluation on the later slice's complete labels, stream the same day through the
+//! online pipeline (test-then-train, published versions), start the serving API on a free
+//! loopback port with the streamed model and print a few `recommend` answers, and write the
+//! HTML report. Each stage is its subcommand's own function, called with its arguments
+//! built here (no argv round trip), with its own progress.
 
 use crate::Failure;
 use crate::history::{BuildArgs, StoreArgs};
@@ -32,10 +34,15 @@ pub struct RunArgs {
     /// Training epochs.
     #[arg(long, default_value_t = 2)]
     epochs: usize,
+    /// Skip the online stage (stream + the API on its model): the offline half only.
+    #[arg(long)]
+    no_stream: bool,
     /// No progress bars.
     #[arg(long, short)]
     quiet: bool,
 }
+
+const STAGES: usize = 7;
 
 /// Runs the command.
 pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
@@ -43,7 +50,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     let quiet = args.quiet;
 
     println!(
-        "== 1/4 simulate: preset {}, seed {}, into {}",
+        "== 1/{STAGES} simulate: preset {}, seed {}, into {}",
         args.preset,
         args.seed,
         dir("sim").display()
@@ -67,7 +74,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
 
     let events = dir("sim").join("events.parquet");
     println!(
-        "== 2/4 samples: realtime and complete, into {}",
+        "== 2/{STAGES} samples: realtime and complete, into {}",
         dir("samples").display()
     );
     crate::samples::run(
@@ -86,7 +93,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     )?;
 
     println!(
-        "== 3/4 history: embedded store in {}",
+        "== 3/{STAGES} history: embedded store in {}",
         dir("history").display()
     );
     crate::history::build(
@@ -109,7 +116,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     )?;
 
     println!(
-        "== 4/4 train + evaluate: realtime samples, {} epochs, into {}",
+        "== 4/{STAGES} train + evaluate: realtime samples, {} epochs, into {}",
         args.epochs,
         dir("model").display()
     );
@@ -131,5 +138,179 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
             resume: false,
             quiet,
         },
-    )
+    )?;
+
+    let model_dir = if args.no_stream {
+        println!("== 5/{STAGES} stream: skipped (--no-stream)");
+        None
+    } else {
+        println!(
+            "== 5/{STAGES} stream: the day through the online pipeline (realtime, test-then-train), into {}",
+            dir("stream").display()
+        );
+        let stream_args = crate::stream::StreamArgs {
+            events: Some(dir("sim").join("events.parquet")),
+            preset: None,
+            seed: Some(args.seed),
+            out: dir("stream"),
+            resume: false,
+            policy: Some(Policy::Realtime),
+            pace: Some(0.0),
+            no_live_stats: false,
+            quiet,
+        };
+        let summary = crate::stream::stream(settings, &stream_args)?;
+        crate::stream::print_summary(&summary);
+        Some(dir("stream").join("model"))
+    };
+
+    println!("== 6/{STAGES} serve: the API on a free loopback port, a few recommend calls");
+    match &model_dir {
+        Some(model) => serve_stage(settings, args.preset, args.seed, model)?,
+        None => println!("skipped: no streamed model (--no-stream)"),
+    }
+
+    println!(
+        "== 7/{STAGES} report: {}",
+        args.out.join("report.html").display()
+    );
+    crate::report::run(crate::report::ReportArgs::of(args.out.clone()))
+}
+
+/// Starts the API over the preset's world (warmed up to its busiest minute) with the
+/// newest version in `model_dir`, sends three `POST /v1/recommend` over a real socket,
+/// prints the answers and stops the server gracefully.
+fn serve_stage(
+    settings: &Settings,
+    preset: Preset,
+    seed: u64,
+    model_dir: &std::path::Path,
+) -> Result<(), Failure> {
+    use anyhow::Context;
+    use liverank_serve::{ModelDirFeed, ModelFeed, ModelSlot};
+    use std::sync::Arc;
+
+    let sim = liverank_sim::SimConfig {
+        seed,
+        ..liverank_sim::SimConfig::preset(preset)
+    };
+    let demo = crate::serve::demo(settings, sim)?;
+    let model = ModelDirFeed::new(model_dir)
+        .poll(None)
+        .map_err(anyhow::Error::from)?
+        .ok_or_else(|| anyhow::anyhow!("{}: no published version", model_dir.display()))?;
+    let version = model.version;
+    let slot = Arc::new(ModelSlot::new());
+    slot.publish(model).map_err(anyhow::Error::from)?;
+    let config = Arc::new(settings.serve.clone());
+    let state = crate::serve::state(&config, &demo.world, &slot);
+    // Users with some history first: their answers show the personal recall sources.
+    let mut users: Vec<u64> = demo
+        .users
+        .iter()
+        .copied()
+        .filter(|&u| {
+            demo.history
+                .count(liverank_types::UserId(u))
+                .is_ok_and(|n| n > 20)
+        })
+        .take(3)
+        .collect();
+    if users.is_empty() {
+        users = demo.users.iter().copied().take(3).collect();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a loopback port")?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(liverank_serve::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        println!(
+            "API on http://{addr} · model v{version} from {} · {} rooms on air",
+            model_dir.display(),
+            demo.world.on_air_count()
+        );
+        for user in users {
+            let body = format!(r#"{{"user_id": {user}, "count": 3}}"#);
+            let started = std::time::Instant::now();
+            let answer = post(addr, "/v1/recommend", &body).await?;
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            print_recommendation(user, &answer, ms);
+        }
+        let _ = stop.send(());
+        server
+            .await
+            .context("server task")?
+            .map_err(anyhow::Error::from)?;
+        println!("API stopped (requests drained)");
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}
+
+/// One HTTP/1.1 POST over a fresh loopback connection (a blocking client on tokio's
+/// blocking pool, as an outside caller would be); the response body as JSON.
+async fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let (path, body) = (path.to_string(), body.to_string());
+    tokio::task::spawn_blocking(move || post_blocking(addr, &path, &body)).await?
+}
+
+fn post_blocking(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, payload) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("malformed HTTP response"))?;
+    let status = head.lines().next().unwrap_or_default();
+    anyhow::ensure!(status.contains(" 200 "), "{path}: {status}: {payload}");
+    Ok(serde_json::from_str(payload)?)
+}
+
+fn print_recommendation(user: u64, answer: &serde_json::Value, ms: f64) {
+    let rooms = answer["lives"].as_array().cloned().unwrap_or_default();
+    println!(
+        "user {user}: {} candidates, model v{}, {ms:.1} ms",
+        answer["candidates"], answer["model_version"]
+    );
+    for room in rooms {
+        let sources: Vec<&str> = room["sources"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        println!(
+            "  live {:>6}  score {:.3}  click {:.3}  long_view {:.3}  gift {:.4}  via {}",
+            room["live_id"],
+            room["score"].as_f64().unwrap_or(f64::NAN),
+            room["predictions"]["click"].as_f64().unwrap_or(f64::NAN),
+            room["predictions"]["long_view"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            room["predictions"]["gift"].as_f64().unwrap_or(f64::NAN),
+            sources.join("+")
+        );
+    }
 }

@@ -20,6 +20,13 @@ pub struct ReportArgs {
     out: Option<PathBuf>,
 }
 
+impl ReportArgs {
+    /// The report of run directory `dir`, written into it.
+    pub fn of(dir: PathBuf) -> Self {
+        Self { dir, out: None }
+    }
+}
+
 /// A section builder: the section, or the reason it is missing (which artifact, made by
 /// which command).
 type Built = Result<Section, String>;

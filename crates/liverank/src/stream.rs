@@ -319,6 +319,16 @@ pub fn boost_stats(boost_s: &[Option<f64>]) -> (Option<f64>, Option<f64>, f64) {
 /// Runs the command and prints the summary.
 pub fn run(settings: &Settings, args: StreamArgs) -> Result<(), Failure> {
     let summary = stream(settings, &args)?;
+    print_summary(&summary);
+    println!(
+        "wrote {}/model (published versions), metrics.csv, summary.json, highlights.csv, model.bin",
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Prints a stream's counters, its prequential table and the time-to-boost line.
+pub fn print_summary(summary: &StreamSummary) {
     let c = &summary.counters;
     println!(
         "stream `{}`: {} records · {} events · {} samples trained in {} steps · {} exposures scored · model v{}",
@@ -360,9 +370,4 @@ pub fn run(settings: &Settings, args: StreamArgs) -> Result<(), Failure> {
             share * 100.0
         );
     }
-    println!(
-        "wrote {}/model (published versions), metrics.csv, summary.json, highlights.csv, model.bin",
-        args.out.display()
-    );
-    Ok(())
 }

@@ -1,5 +1,5 @@
-//! The README's main job on the `tiny` preset: simulate → samples → train → evaluation,
-//! through the real binary; and a killed-free resume that continues from the checkpoint.
+//! The README's main job on the `tiny` preset: simulate → samples → history → train →
+//! evaluation → stream → serve → report, through the real binary.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
@@ -26,11 +26,16 @@ fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
         String::from_utf8_lossy(&out.stderr)
     );
     for stage in [
-        "1/4 simulate",
-        "2/4 samples",
-        "3/4 history",
-        "4/4 train + evaluate",
+        "1/7 simulate",
+        "2/7 samples",
+        "3/7 history",
+        "4/7 train + evaluate",
         "baselines (click AUC)",
+        "5/7 stream",
+        "prequential (cumulative)",
+        "6/7 serve",
+        "API stopped",
+        "7/7 report",
     ] {
         assert!(stdout.contains(stage), "missing {stage:?} in:\n{stdout}");
     }
@@ -49,6 +54,19 @@ fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
         "oracle {oracle} must bound the model {model}"
     );
     assert!(tmp.path().join("model/model.ckpt").exists());
+    // The API answered over the socket with the streamed model's newest version.
+    let streamed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("stream/summary.json")).unwrap())
+            .unwrap();
+    let version = streamed["version"].as_u64().unwrap();
+    assert!(version > 1, "{streamed}");
+    let answers = stdout
+        .lines()
+        .filter(|l| l.starts_with("user ") && l.contains(&format!("model v{version},")))
+        .count();
+    assert_eq!(answers, 3, "three recommend answers in:\n{stdout}");
+    let html = std::fs::read_to_string(tmp.path().join("report.html")).unwrap();
+    assert!(html.contains("<html"), "report.html is HTML");
 
     // A bad flag value is bad usage: exit code 2 with a reason.
     let out = bin()
