@@ -47,6 +47,10 @@ enum BenchCommand {
     /// History store per backend: append records/s, query and GSU assembly latency
     /// p50/p99 for users with 10,000 records.
     History(crate::history::BenchHistoryArgs),
+    /// Online learning: whole-pipeline samples/s and events/s (`liverank stream` without
+    /// highlight probes) against the offline trainer on the same samples, and publish →
+    /// reader-applied latency p50/p99.
+    Stream(crate::bench_stream::BenchStreamArgs),
     /// Decode events/s of JSON Lines and Parquet files written by the simulator.
     Decode {
         /// Preset whose events are decoded.
@@ -140,6 +144,7 @@ pub fn run(settings: &Settings, args: BenchArgs) -> Result<(), Failure> {
         BenchCommand::History(args) => crate::history::bench(settings, &args)?,
         BenchCommand::Train(shape) => crate::bench_model::run(&shape, false)?,
         BenchCommand::Score(shape) => crate::bench_model::run(&shape, true)?,
+        BenchCommand::Stream(args) => crate::bench_stream::run(settings, &args)?,
         BenchCommand::Decode { preset, repeat } => {
             let config = SimConfig::preset(preset).with_seed(settings.sim.seed);
             let sim = Simulation::new(config).input_err("invalid preset")?;

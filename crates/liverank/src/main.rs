@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_model;
+mod bench_stream;
 mod forecast;
 mod history;
 mod inspect;
