@@ -183,6 +183,9 @@ pub struct PublisherState {
     pub next_snapshot: i64,
     /// Versions of the last two snapshots, oldest first.
     pub snapshots: Vec<u64>,
+    /// The newest snapshot at the last [`ModelPublisher::sync`] (the base a run resumed
+    /// from that checkpoint reloads): compaction never deletes it or anything after it.
+    pub keep_from: Option<u64>,
 }
 
 /// The trainer's side: writes versions into a model directory on an event-time cadence.
@@ -224,9 +227,12 @@ impl ModelPublisher {
     }
 
     /// Makes every file published so far durable (one fsync each and one of the
-    /// directory); a no-op with `fsync` off. A checkpoint that claims these versions must
-    /// call it first, so that a machine crash cannot leave it pointing past torn files.
+    /// directory; skipped with `fsync` off) and pins the newest snapshot against
+    /// compaction. A checkpoint that claims these versions calls it first, so that neither
+    /// a machine crash nor a killed run's later compaction can take away what a run
+    /// resumed from it reloads.
     pub fn sync(&mut self) -> Result<()> {
+        self.state.keep_from = self.state.snapshots.last().copied();
         if self.unsynced.is_empty() {
             return Ok(());
         }
@@ -356,7 +362,9 @@ impl ModelPublisher {
             self.state.snapshots.remove(0);
         }
         if self.state.snapshots.len() == 2 {
-            self.compact(self.state.snapshots[0])?;
+            // A run killed after this point resumes from the last sync's snapshot.
+            let oldest = self.state.snapshots[0];
+            self.compact(self.state.keep_from.map_or(oldest, |k| k.min(oldest)))?;
         }
         Ok(published)
     }

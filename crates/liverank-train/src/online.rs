@@ -161,6 +161,8 @@ pub struct StreamCounters {
     pub unreadable: u64,
     /// Events the engine rejected (dead letters).
     pub engine_rejected: u64,
+    /// Training samples the engine emitted (trained on, or waiting for a step).
+    pub emitted: u64,
     /// Training samples trained on.
     pub trained: u64,
     /// Training steps.
@@ -690,6 +692,7 @@ impl StreamPipeline {
                             self.state.pending_since = self.state.clock.unwrap_or(s.ts.0);
                         }
                         self.state.pending_train.push(s);
+                        self.state.counters.emitted += 1;
                         if self.state.pending_train.len() >= self.settings.batch_size {
                             self.train_pending(false)?;
                         }
