@@ -232,21 +232,17 @@ impl ModelPublisher {
     /// a machine crash nor a killed run's later compaction can take away what a run
     /// resumed from it reloads.
     pub fn sync(&mut self) -> Result<()> {
+        self.take_unsynced().sync()
+    }
+
+    /// [`ModelPublisher::sync`] in two halves: pins the newest snapshot now and hands over
+    /// the fsyncs, which may then run on another thread (the pipeline's checkpoint writer).
+    pub fn take_unsynced(&mut self) -> PendingSync {
         self.state.keep_from = self.state.snapshots.last().copied();
-        if self.unsynced.is_empty() {
-            return Ok(());
+        PendingSync {
+            dir: self.dir.clone(),
+            files: std::mem::take(&mut self.unsynced),
         }
-        for path in self.unsynced.drain(..) {
-            match std::fs::File::open(&path).and_then(|f| f.sync_data()) {
-                Ok(()) => {}
-                // Compacted away meanwhile: nothing left to make durable.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&path, e)),
-            }
-        }
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_err(&self.dir, e))
     }
 
     /// The position (for checkpoints).
@@ -412,6 +408,34 @@ impl ModelPublisher {
             bytes: bytes.len(),
             rows,
         })
+    }
+}
+
+/// Published files not yet durable (from [`ModelPublisher::take_unsynced`]).
+#[derive(Debug)]
+#[must_use = "the files are durable only once `sync` has run"]
+pub struct PendingSync {
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+impl PendingSync {
+    /// fsyncs every file (one compacted away meanwhile is skipped) and the directory.
+    pub fn sync(self) -> Result<()> {
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        for path in &self.files {
+            match std::fs::File::open(path).and_then(|f| f.sync_data()) {
+                Ok(()) => {}
+                // Compacted away meanwhile: nothing left to make durable.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(path, e)),
+            }
+        }
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(&self.dir, e))
     }
 }
 

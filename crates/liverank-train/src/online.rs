@@ -339,6 +339,18 @@ pub struct StreamPipeline {
     on_publish: Option<PublishHook>,
     /// Every sample trained on, in order, when asked for (benchmarks against offline).
     trained_log: Option<Vec<Sample>>,
+    /// The checkpoint being made durable in the background (fsyncs are slow; the state
+    /// was captured when it was taken, so the stream goes on meanwhile).
+    writer: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Drop for StreamPipeline {
+    fn drop(&mut self) {
+        // A checkpoint half-written is harmless (rename), but finish what was started.
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for StreamPipeline {
@@ -519,6 +531,7 @@ impl StreamPipeline {
             records: Vec::new(),
             on_publish: None,
             trained_log: None,
+            writer: None,
         })
     }
 
@@ -666,6 +679,7 @@ impl StreamPipeline {
         self.write_metrics_row(now)?;
         self.state.finished = true;
         self.checkpoint()?;
+        self.join_writer()?;
         let model = self.trainer.to_bytes()?;
         write_atomic(&self.paths.final_model(), &model, true)?;
         self.summary()
@@ -1008,13 +1022,25 @@ impl StreamPipeline {
         Ok(())
     }
 
-    /// Writes the checkpoint (atomically) after flushing the logs it points into.
+    /// Waits for the checkpoint being written in the background, if any.
+    fn join_writer(&mut self) -> Result<()> {
+        match self.writer.take() {
+            Some(w) => w
+                .join()
+                .map_err(|_| TrainError::Input("the checkpoint writer panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Takes a checkpoint after flushing the logs it points into; it is written (atomically)
+    /// on a background thread after the published versions it claims are fsynced, and
+    /// [`StreamPipeline::finish`] waits for it.
     pub fn checkpoint(&mut self) -> Result<()> {
         let (mp, pp) = (self.paths.metrics(), self.paths.predictions());
         self.metrics.flush().map_err(io(&mp))?;
         self.predictions.flush().map_err(io(&pp))?;
         // The versions the checkpoint claims must survive a machine crash.
-        self.publisher.sync()?;
+        let pending = self.publisher.take_unsynced();
         self.state.publisher = self.publisher.state().clone();
         let state = postcard::to_stdvec(&self.state)
             .map_err(|e| TrainError::Input(format!("checkpoint state: {e}")))?;
@@ -1033,7 +1059,14 @@ impl StreamPipeline {
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
-        write_atomic(&self.paths.checkpoint(), &out, true)?;
+        // One checkpoint in flight at a time, written in order.
+        self.join_writer()?;
+        let path = self.paths.checkpoint();
+        self.writer = Some(std::thread::spawn(move || {
+            pending.sync()?;
+            write_atomic(&path, &out, true)?;
+            Ok(())
+        }));
         Ok(())
     }
 
