@@ -420,6 +420,12 @@ pub struct PendingSync {
 }
 
 impl PendingSync {
+    /// Both sets of files, to be synced together.
+    pub fn merge(mut self, later: PendingSync) -> PendingSync {
+        self.files.extend(later.files);
+        self
+    }
+
     /// fsyncs every file (one compacted away meanwhile is skipped) and the directory.
     pub fn sync(self) -> Result<()> {
         if self.files.is_empty() {

@@ -342,6 +342,8 @@ pub struct StreamPipeline {
     /// The checkpoint being made durable in the background (fsyncs are slow; the state
     /// was captured when it was taken, so the stream goes on meanwhile).
     writer: Option<std::thread::JoinHandle<Result<()>>>,
+    /// Files of checkpoints skipped while the writer was busy, synced with the next one.
+    stash: Option<liverank_model::publish::PendingSync>,
 }
 
 impl Drop for StreamPipeline {
@@ -532,6 +534,7 @@ impl StreamPipeline {
             on_publish: None,
             trained_log: None,
             writer: None,
+            stash: None,
         })
     }
 
@@ -758,7 +761,7 @@ impl StreamPipeline {
         }
         if now >= self.state.next_checkpoint {
             self.state.next_checkpoint = grid(now, self.settings.checkpoint_every_ms);
-            self.checkpoint()?;
+            self.checkpoint_inner(false)?;
         }
         Ok(())
     }
@@ -1036,11 +1039,25 @@ impl StreamPipeline {
     /// on a background thread after the published versions it claims are fsynced, and
     /// [`StreamPipeline::finish`] waits for it.
     pub fn checkpoint(&mut self) -> Result<()> {
+        self.checkpoint_inner(true)
+    }
+
+    /// A checkpoint, skipped (unless `force`) while the previous one is still being written:
+    /// on a replay the disk falls behind the event-time cadence, and any checkpoint resumes
+    /// exactly. What a checkpoint pins is pinned either way, so outputs do not depend on it.
+    fn checkpoint_inner(&mut self, force: bool) -> Result<()> {
+        // The versions the checkpoint claims must survive a machine crash.
+        let mut pending = self.publisher.take_unsynced();
+        if let Some(older) = self.stash.take() {
+            pending = older.merge(pending);
+        }
+        if !force && self.writer.as_ref().is_some_and(|w| !w.is_finished()) {
+            self.stash = Some(pending);
+            return Ok(());
+        }
         let (mp, pp) = (self.paths.metrics(), self.paths.predictions());
         self.metrics.flush().map_err(io(&mp))?;
         self.predictions.flush().map_err(io(&pp))?;
-        // The versions the checkpoint claims must survive a machine crash.
-        let pending = self.publisher.take_unsynced();
         self.state.publisher = self.publisher.state().clone();
         let state = postcard::to_stdvec(&self.state)
             .map_err(|e| TrainError::Input(format!("checkpoint state: {e}")))?;
