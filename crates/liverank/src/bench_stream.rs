@@ -33,6 +33,9 @@ pub struct BenchStreamArgs {
     /// Hours of event time replayed before the paced part starts.
     #[arg(long, default_value_t = 12.0)]
     pub freshness_from_h: f64,
+    /// Only the freshness run (its operating point is slow to replay at full speed).
+    #[arg(long, requires = "freshness_s")]
+    pub freshness_only: bool,
 }
 
 fn runtime<E: Into<anyhow::Error>>(e: E) -> Failure {
@@ -226,6 +229,9 @@ pub fn run(settings: &Settings, args: &BenchStreamArgs) -> Result<(), Failure> {
         quiet: true,
     };
 
+    if args.freshness_only {
+        return freshness(settings, args, &stream_args("freshness"), events);
+    }
     // 1. The whole pipeline, as fast as it goes.
     let online = run_pipeline(settings, &stream_args("online"), events.clone(), None)?;
     let counters = online.pipeline.progress().counters;
@@ -318,16 +324,28 @@ pub fn run(settings: &Settings, args: &BenchStreamArgs) -> Result<(), Failure> {
         with_reader.trained.len() as f64 / with_reader.secs,
     );
 
-    // 4. Freshness at 1× real time: a sample's emission → a reader holding its rows.
     if args.freshness_s > 0 {
-        let sargs = stream_args("freshness");
+        freshness(settings, args, &stream_args("freshness"), events_again)?;
+    }
+    Ok(())
+}
+
+/// Freshness at 1× real time: a sample's emission → a reader holding its rows.
+fn freshness(
+    settings: &Settings,
+    args: &BenchStreamArgs,
+    sargs: &StreamArgs,
+    events_again: Vec<Event>,
+) -> Result<(), Failure> {
+    let preset = args.preset;
+    {
         let model_dir = sargs.out.join("model");
         let stop = AtomicBool::new(false);
         let (samples, applied) = std::thread::scope(|scope| {
             let follower = scope.spawn(|| follow(&model_dir, &stop));
             let samples = paced(
                 settings,
-                &sargs,
+                sargs,
                 events_again,
                 args.freshness_from_h,
                 args.freshness_s,
