@@ -13,8 +13,9 @@
 //! Each file is an envelope: a 48-byte header (magic `LRPUB01\0`, kind u32, format u32,
 //! version u64, event time i64 of the publish, event time i64 of the newest sample trained,
 //! payload length u64), the payload, and a CRC-32 of everything before it. It is written to
-//! a temporary name, fsynced, renamed into place and the directory fsynced, so a reader
-//! sees a whole file or none. The dense payload is a plain safetensors file (it starts at
+//! a temporary name and renamed into place, so a reader sees a whole file or none; files
+//! are made durable as a group by [`ModelPublisher::sync`] (before each checkpoint of the
+//! pipeline), not one fsync pair per publish. The dense payload is a plain safetensors file (it starts at
 //! byte 48), written without metadata so that its bytes are a function of the weights.
 //!
 //! Compaction: every `snapshot_ms` a snapshot is written and the files older than the
@@ -60,7 +61,9 @@ pub struct PublishConfig {
     pub dense_ms: u64,
     /// A full snapshot (and compaction of older files) every this many ms (10 min).
     pub snapshot_ms: u64,
-    /// fsync each file and the directory (off only for benchmarks of the rest).
+    /// Make published files durable: fsynced (with the directory) as a group at
+    /// [`ModelPublisher::sync`] — before every pipeline checkpoint and at the end — not one
+    /// by one (a reader sees a whole file either way: the rename is atomic).
     pub fsync: bool,
 }
 
@@ -180,6 +183,9 @@ pub struct PublisherState {
     pub next_snapshot: i64,
     /// Versions of the last two snapshots, oldest first.
     pub snapshots: Vec<u64>,
+    /// The newest snapshot at the last [`ModelPublisher::sync`] (the base a run resumed
+    /// from that checkpoint reloads): compaction never deletes it or anything after it.
+    pub keep_from: Option<u64>,
 }
 
 /// The trainer's side: writes versions into a model directory on an event-time cadence.
@@ -188,6 +194,8 @@ pub struct ModelPublisher {
     dir: PathBuf,
     config: PublishConfig,
     state: PublisherState,
+    /// Files renamed into place but not yet fsynced.
+    unsynced: Vec<PathBuf>,
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> ModelError {
@@ -214,7 +222,27 @@ impl ModelPublisher {
             dir: dir.to_path_buf(),
             config,
             state,
+            unsynced: Vec::new(),
         })
+    }
+
+    /// Makes every file published so far durable (one fsync each and one of the
+    /// directory; skipped with `fsync` off) and pins the newest snapshot against
+    /// compaction. A checkpoint that claims these versions calls it first, so that neither
+    /// a machine crash nor a killed run's later compaction can take away what a run
+    /// resumed from it reloads.
+    pub fn sync(&mut self) -> Result<()> {
+        self.take_unsynced().sync()
+    }
+
+    /// [`ModelPublisher::sync`] in two halves: pins the newest snapshot now and hands over
+    /// the fsyncs, which may then run on another thread (the pipeline's checkpoint writer).
+    pub fn take_unsynced(&mut self) -> PendingSync {
+        self.state.keep_from = self.state.snapshots.last().copied();
+        PendingSync {
+            dir: self.dir.clone(),
+            files: std::mem::take(&mut self.unsynced),
+        }
     }
 
     /// The position (for checkpoints).
@@ -282,6 +310,7 @@ impl ModelPublisher {
             out.extend(self.delta(trainer, now, trained_ts)?);
         }
         out.push(self.snapshot(trainer, now, trained_ts)?);
+        self.sync()?;
         Ok(out)
     }
 
@@ -329,7 +358,9 @@ impl ModelPublisher {
             self.state.snapshots.remove(0);
         }
         if self.state.snapshots.len() == 2 {
-            self.compact(self.state.snapshots[0])?;
+            // A run killed after this point resumes from the last sync's snapshot.
+            let oldest = self.state.snapshots[0];
+            self.compact(self.state.keep_from.map_or(oldest, |k| k.min(oldest)))?;
         }
         Ok(published)
     }
@@ -364,7 +395,11 @@ impl ModelPublisher {
         let version = self.state.version + 1;
         let bytes = envelope(kind, version, now, trained_ts, payload);
         let path = self.dir.join(file_name(version, kind));
-        write_atomic(&path, &bytes, self.config.fsync)?;
+        // Visible whole at once (rename); durable at the next sync.
+        write_atomic(&path, &bytes, false)?;
+        if self.config.fsync {
+            self.unsynced.push(path);
+        }
         self.state.version = version;
         Ok(Published {
             version,
@@ -373,6 +408,40 @@ impl ModelPublisher {
             bytes: bytes.len(),
             rows,
         })
+    }
+}
+
+/// Published files not yet durable (from [`ModelPublisher::take_unsynced`]).
+#[derive(Debug)]
+#[must_use = "the files are durable only once `sync` has run"]
+pub struct PendingSync {
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+impl PendingSync {
+    /// Both sets of files, to be synced together.
+    pub fn merge(mut self, later: PendingSync) -> PendingSync {
+        self.files.extend(later.files);
+        self
+    }
+
+    /// fsyncs every file (one compacted away meanwhile is skipped) and the directory.
+    pub fn sync(self) -> Result<()> {
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        for path in &self.files {
+            match std::fs::File::open(path).and_then(|f| f.sync_data()) {
+                Ok(()) => {}
+                // Compacted away meanwhile: nothing left to make durable.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(path, e)),
+            }
+        }
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(&self.dir, e))
     }
 }
 

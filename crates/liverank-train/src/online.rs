@@ -55,8 +55,12 @@ use crate::offline::{HistorySource, build_batch};
 pub struct StreamSettings {
     /// Policy whose samples are trained on (fastslow trains with the PU loss).
     pub policy: Policy,
-    /// Samples per training step; a partial batch is trained before each sparse publish.
+    /// Samples per training step.
     pub batch_size: usize,
+    /// A partial batch is trained at a sparse publish once its oldest sample has waited
+    /// this many ms of event time (0: every publish carries every sample emitted). Steps
+    /// have a fixed cost (the dense optimiser), so this trades freshness for throughput.
+    pub max_wait_ms: u64,
     /// Sliding window of the prequential metrics, ms of event time (15 min).
     pub window_ms: u64,
     /// A metrics row (per stream and task) every this many ms of event time (1 min).
@@ -80,6 +84,7 @@ impl Default for StreamSettings {
         Self {
             policy: Policy::Realtime,
             batch_size: 256,
+            max_wait_ms: 30_000,
             window_ms: 900_000,
             metrics_every_ms: 60_000,
             checkpoint_every_ms: 300_000,
@@ -156,6 +161,8 @@ pub struct StreamCounters {
     pub unreadable: u64,
     /// Events the engine rejected (dead letters).
     pub engine_rejected: u64,
+    /// Training samples the engine emitted (trained on, or waiting for a step).
+    pub emitted: u64,
     /// Training samples trained on.
     pub trained: u64,
     /// Training steps.
@@ -189,6 +196,8 @@ struct StreamState {
     filter: EventFilter,
     finished: bool,
     pending_train: Vec<Sample>,
+    /// Clock when the oldest pending training sample arrived.
+    pending_since: i64,
     pending_served: Vec<Sample>,
     /// (request_id, live) → (impression ts, user, served scores).
     awaiting: BTreeMap<(u64, u64), (i64, u64, Vec<f32>)>,
@@ -296,7 +305,7 @@ pub struct StreamSummary {
     pub highlights: usize,
 }
 
-const MAGIC: &[u8; 8] = b"LRSTRM1\0";
+const MAGIC: &[u8; 8] = b"LRSTRM2\0";
 
 /// Called with every version the pipeline publishes (e.g. to time its arrival in a reader).
 pub type PublishHook = Box<dyn FnMut(&liverank_model::publish::Published) + Send>;
@@ -328,6 +337,22 @@ pub struct StreamPipeline {
     records: Vec<(UserId, liverank_history::HistoryRecord)>,
     /// Wall-clock instants of the newest samples trained per publish (freshness probes).
     on_publish: Option<PublishHook>,
+    /// Every sample trained on, in order, when asked for (benchmarks against offline).
+    trained_log: Option<Vec<Sample>>,
+    /// The checkpoint being made durable in the background (fsyncs are slow; the state
+    /// was captured when it was taken, so the stream goes on meanwhile).
+    writer: Option<std::thread::JoinHandle<Result<()>>>,
+    /// Files of checkpoints skipped while the writer was busy, synced with the next one.
+    stash: Option<liverank_model::publish::PendingSync>,
+}
+
+impl Drop for StreamPipeline {
+    fn drop(&mut self) {
+        // A checkpoint half-written is harmless (rename), but finish what was started.
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for StreamPipeline {
@@ -507,6 +532,9 @@ impl StreamPipeline {
             out: Vec::new(),
             records: Vec::new(),
             on_publish: None,
+            trained_log: None,
+            writer: None,
+            stash: None,
         })
     }
 
@@ -516,6 +544,17 @@ impl StreamPipeline {
         f: impl FnMut(&liverank_model::publish::Published) + Send + 'static,
     ) {
         self.on_publish = Some(Box::new(f));
+    }
+
+    /// Keeps a copy of every sample trained on from now on (see
+    /// [`StreamPipeline::take_trained`]).
+    pub fn keep_trained(&mut self) {
+        self.trained_log.get_or_insert_with(Vec::new);
+    }
+
+    /// The samples trained on since [`StreamPipeline::keep_trained`], in training order.
+    pub fn take_trained(&mut self) -> Vec<Sample> {
+        self.trained_log.take().unwrap_or_default()
     }
 
     /// Input records consumed (a resumed caller skips this many).
@@ -643,6 +682,7 @@ impl StreamPipeline {
         self.write_metrics_row(now)?;
         self.state.finished = true;
         self.checkpoint()?;
+        self.join_writer()?;
         let model = self.trainer.to_bytes()?;
         write_atomic(&self.paths.final_model(), &model, true)?;
         self.summary()
@@ -665,7 +705,11 @@ impl StreamPipeline {
                         self.join_complete(&s)?;
                     }
                     if s.policy == self.policy {
+                        if self.state.pending_train.is_empty() {
+                            self.state.pending_since = self.state.clock.unwrap_or(s.ts.0);
+                        }
                         self.state.pending_train.push(s);
+                        self.state.counters.emitted += 1;
                         if self.state.pending_train.len() >= self.settings.batch_size {
                             self.train_pending(false)?;
                         }
@@ -687,11 +731,15 @@ impl StreamPipeline {
             self.state.next_checkpoint = grid(now, self.settings.checkpoint_every_ms);
             self.state.next_probe = grid(now, self.settings.probe_every_ms);
         }
-        // Publishing: the first call writes the base snapshot; later, a partial batch is
-        // trained first so a publish carries every sample emitted so far.
+        // Publishing: the first call writes the base snapshot; later, a partial batch that
+        // has waited max_wait_ms is trained first, so it goes out with this publish.
         let due = self.publisher.version() == 0 || now >= self.publisher.state().next_sparse;
         if due {
-            if self.publisher.version() > 0 {
+            let waited = now.saturating_sub(self.state.pending_since);
+            if self.publisher.version() > 0
+                && !self.state.pending_train.is_empty()
+                && waited >= self.settings.max_wait_ms as i64
+            {
                 self.score_served()?;
                 self.train_pending(true)?;
             }
@@ -713,7 +761,7 @@ impl StreamPipeline {
         }
         if now >= self.state.next_checkpoint {
             self.state.next_checkpoint = grid(now, self.settings.checkpoint_every_ms);
-            self.checkpoint()?;
+            self.checkpoint_inner(false)?;
         }
         Ok(())
     }
@@ -861,6 +909,9 @@ impl StreamPipeline {
             }
             self.state.counters.trained += chunk.len() as u64;
             self.state.counters.steps += 1;
+            if let Some(log) = self.trained_log.as_mut() {
+                log.extend(chunk);
+            }
         }
         Ok(())
     }
@@ -974,8 +1025,36 @@ impl StreamPipeline {
         Ok(())
     }
 
-    /// Writes the checkpoint (atomically) after flushing the logs it points into.
+    /// Waits for the checkpoint being written in the background, if any.
+    fn join_writer(&mut self) -> Result<()> {
+        match self.writer.take() {
+            Some(w) => w
+                .join()
+                .map_err(|_| TrainError::Input("the checkpoint writer panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Takes a checkpoint after flushing the logs it points into; it is written (atomically)
+    /// on a background thread after the published versions it claims are fsynced, and
+    /// [`StreamPipeline::finish`] waits for it.
     pub fn checkpoint(&mut self) -> Result<()> {
+        self.checkpoint_inner(true)
+    }
+
+    /// A checkpoint, skipped (unless `force`) while the previous one is still being written:
+    /// on a replay the disk falls behind the event-time cadence, and any checkpoint resumes
+    /// exactly. What a checkpoint pins is pinned either way, so outputs do not depend on it.
+    fn checkpoint_inner(&mut self, force: bool) -> Result<()> {
+        // The versions the checkpoint claims must survive a machine crash.
+        let mut pending = self.publisher.take_unsynced();
+        if let Some(older) = self.stash.take() {
+            pending = older.merge(pending);
+        }
+        if !force && self.writer.as_ref().is_some_and(|w| !w.is_finished()) {
+            self.stash = Some(pending);
+            return Ok(());
+        }
         let (mp, pp) = (self.paths.metrics(), self.paths.predictions());
         self.metrics.flush().map_err(io(&mp))?;
         self.predictions.flush().map_err(io(&pp))?;
@@ -997,7 +1076,14 @@ impl StreamPipeline {
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
-        write_atomic(&self.paths.checkpoint(), &out, true)?;
+        // One checkpoint in flight at a time, written in order.
+        self.join_writer()?;
+        let path = self.paths.checkpoint();
+        self.writer = Some(std::thread::spawn(move || {
+            pending.sync()?;
+            write_atomic(&path, &out, true)?;
+            Ok(())
+        }));
         Ok(())
     }
 
@@ -1079,7 +1165,8 @@ fn task_metrics(rows: &[&Scored], i: usize) -> TaskMetrics {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventFilter {
     max: Option<i64>,
-    seen: std::collections::HashSet<u64>,
+    // Ordered, so that a checkpoint's bytes are a function of the input.
+    seen: std::collections::BTreeSet<u64>,
     order: VecDeque<(i64, u64)>,
 }
 

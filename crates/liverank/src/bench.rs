@@ -50,6 +50,10 @@ enum BenchCommand {
     /// `/v1/recommend` over loopback at concurrency 1 and 8 (simulated world at its busiest
     /// minute, and 500 synthetic rooms with L = 50 histories), and a request's time split.
     Serve(crate::bench_serve::BenchServeArgs),
+    /// Online learning: whole-pipeline samples/s and events/s (`liverank stream` without
+    /// highlight probes) against the offline trainer on the same samples, and publish →
+    /// reader-applied latency p50/p99.
+    Stream(crate::bench_stream::BenchStreamArgs),
     /// Decode events/s of JSON Lines and Parquet files written by the simulator.
     Decode {
         /// Preset whose events are decoded.
@@ -144,6 +148,7 @@ pub fn run(settings: &Settings, args: BenchArgs) -> Result<(), Failure> {
         BenchCommand::Serve(args) => crate::bench_serve::run(settings, args)?,
         BenchCommand::Train(shape) => crate::bench_model::run(&shape, false)?,
         BenchCommand::Score(shape) => crate::bench_model::run(&shape, true)?,
+        BenchCommand::Stream(args) => crate::bench_stream::run(settings, &args)?,
         BenchCommand::Decode { preset, repeat } => {
             let config = SimConfig::preset(preset).with_seed(settings.sim.seed);
             let sim = Simulation::new(config).input_err("invalid preset")?;

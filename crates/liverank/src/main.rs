@@ -6,6 +6,7 @@
 mod bench;
 mod bench_model;
 mod bench_serve;
+mod bench_stream;
 mod forecast;
 mod history;
 mod inspect;

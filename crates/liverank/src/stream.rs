@@ -79,15 +79,15 @@ pub fn model_config(settings: &Settings, args: &StreamArgs, policy: Policy) -> R
 }
 
 /// Everything needed to (re)build the pipeline.
-struct Inputs {
-    events: PathBuf,
-    context: Arc<FeatureContext>,
-    builder: HistoryBuilder,
-    highlights: Vec<Highlight>,
-    panel: Vec<u64>,
+pub(crate) struct Inputs {
+    pub(crate) events: PathBuf,
+    pub(crate) context: Arc<FeatureContext>,
+    pub(crate) builder: HistoryBuilder,
+    pub(crate) highlights: Vec<Highlight>,
+    pub(crate) panel: Vec<u64>,
 }
 
-fn inputs(settings: &Settings, args: &StreamArgs, seed: u64) -> Result<Inputs, Failure> {
+pub(crate) fn inputs(settings: &Settings, args: &StreamArgs, seed: u64) -> Result<Inputs, Failure> {
     let events = match (&args.events, args.preset) {
         (Some(e), _) => e.clone(),
         (None, Some(preset)) => {
