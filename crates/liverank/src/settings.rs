@@ -56,7 +56,7 @@ impl Settings {
                 continue;
             };
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-            set_path(&mut root, &path, parse_scalar(&value))
+            set_path(&mut root, &path, &value)
                 .with_context(|| format!("environment variable {key}"))?;
         }
         let settings: Settings = toml::Value::Table(root)
@@ -86,7 +86,9 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
-fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) -> Result<()> {
+/// Sets `path` to an environment value: as the string it is where the setting is a
+/// string (a token `12345` stays a string), else as the TOML scalar it parses as.
+fn set_path(root: &mut toml::Table, path: &[String], raw: &str) -> Result<()> {
     let Some((last, parents)) = path.split_last() else {
         bail!("empty key");
     };
@@ -97,6 +99,10 @@ fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) -> Resu
             _ => bail!("unknown settings section `{p}`"),
         };
     }
+    let value = match table.get(last) {
+        Some(toml::Value::String(_)) => toml::Value::String(raw.to_string()),
+        _ => parse_scalar(raw),
+    };
     table.insert(last.clone(), value);
     Ok(())
 }
@@ -134,10 +140,14 @@ mod tests {
         let env = vec![("LIVERANK__SERVE__TOKEN".to_string(), "abc123".to_string())];
         let s = Settings::load(None, env).unwrap();
         assert_eq!(s.serve.token, "abc123");
-        // A numeric-looking token stays a string.
-        let env = vec![("LIVERANK__SERVE__TOKEN".to_string(), "12345".to_string())];
-        let e = Settings::load(None, env);
-        assert!(e.is_err() || e.unwrap().serve.token == "12345");
+        // A numeric-looking (or boolean-looking) token stays a string.
+        for raw in ["12345", "true", "1.5"] {
+            let env = vec![("LIVERANK__SERVE__TOKEN".to_string(), raw.to_string())];
+            assert_eq!(Settings::load(None, env).unwrap().serve.token, raw);
+        }
+        // A number where the setting is a number still parses as one.
+        let env = vec![("LIVERANK__SERVE__MAX_COUNT".to_string(), "7".to_string())];
+        assert_eq!(Settings::load(None, env).unwrap().serve.max_count, 7);
     }
 
     #[test]
