@@ -222,7 +222,7 @@ impl ParquetSampleWriter {
         let schema = sample_schema();
         let props = writer_properties_builder("samples", SAMPLE_FORMAT_VERSION, 1 << 20)
             .set_dictionary_enabled(false)
-            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
             .build();
         let writer = ArrowWriter::try_new(BufWriter::new(file), schema.clone(), Some(props))
             .map_err(|e| IngestError::encode(path.to_path_buf(), e))?;
