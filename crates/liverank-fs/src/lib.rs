@@ -29,20 +29,11 @@ pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
-    if path.file_name().is_none() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} has no file name", path.display()),
-        ));
-    }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = target_dir(path)?;
     // Dropping `tmp` on any early return removes the temporary file.
     let tmp = tempfile::Builder::new()
-        .prefix(".liverank-")
-        .suffix(".tmp")
+        .prefix(TMP_PREFIX)
+        .suffix(TMP_SUFFIX)
         .tempfile_in(dir)?;
     {
         let mut out = BufWriter::new(tmp.as_file());
@@ -59,14 +50,61 @@ pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, |w| w.write_all(bytes))
 }
 
+/// Prefix and suffix of this crate's temporary files (a directory's owner may remove
+/// leftovers of a killed process by them: [`is_temporary`]).
+const TMP_PREFIX: &str = ".liverank-";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// Whether a file name is one of this crate's temporary files.
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with(TMP_PREFIX) && name.ends_with(TMP_SUFFIX)
+}
+
+/// [`write_atomic_bytes`] without the two fsyncs: readers never see a torn file, but the
+/// new content is durable only after the caller syncs it and its directory
+/// ([`sync_file`], [`sync_dir`]) — for writers that make many files durable as a group.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = target_dir(path)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .suffix(TMP_SUFFIX)
+        .tempfile_in(dir)?;
+    {
+        let mut out = BufWriter::new(tmp.as_file());
+        out.write_all(bytes)?;
+        out.flush()?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Makes the content of the file at `path` durable.
+pub fn sync_file(path: &Path) -> io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+fn target_dir(path: &Path) -> io::Result<&Path> {
+    if path.file_name().is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        ));
+    }
+    Ok(match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    })
+}
+
 /// Makes a rename in `dir` durable. Only Unix can open and fsync a directory.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Makes a rename in `dir` durable (a no-op where directories cannot be synced).
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
+pub fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
@@ -124,5 +162,20 @@ mod tests {
             write_atomic_bytes(&path, b"x").unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+    }
+
+    #[test]
+    fn the_unsynced_writer_replaces_whole_files_and_leftovers_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.delta");
+        write_atomic_unsynced(&path, b"first").unwrap();
+        write_atomic_unsynced(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert_eq!(names(dir.path()), ["v1.delta"]);
+        sync_file(&path).unwrap();
+        sync_dir(dir.path()).unwrap();
+        assert!(is_temporary(".liverank-a1B2c3.tmp"));
+        assert!(!is_temporary("v1.delta"));
+        assert!(!is_temporary(".liverank-a1B2c3"));
     }
 }

@@ -41,7 +41,6 @@ use crate::trainer::{Scorer, Trainer, dense_safetensors};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -218,6 +217,20 @@ impl ModelPublisher {
     pub fn new(dir: &Path, config: PublishConfig, state: PublisherState) -> Result<Self> {
         config.validate()?;
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        // Temporary files of a killed publisher: never a version, removed so a resumed run
+        // leaves the directory a clean run would.
+        for entry in std::fs::read_dir(dir)
+            .map_err(|e| io_err(dir, e))?
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(liverank_fs::is_temporary)
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -445,28 +458,16 @@ impl PendingSync {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
-/// rename, fsync of the directory (the last two fsyncs skipped with `fsync` off).
+/// Writes `bytes` to `path` atomically with the workspace's one writer (`liverank-fs`):
+/// a temporary file in the same directory renamed over the target, with the file and
+/// directory fsyncs when `fsync` is on (off: the publisher syncs its files as a group).
 pub fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> Result<()> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("publish");
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
-        if fsync {
-            f.sync_data().map_err(|e| io_err(&tmp, e))?;
-        }
-    }
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
-    if fsync && let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_err(dir, e))?;
-    }
-    Ok(())
+    let written = if fsync {
+        liverank_fs::write_atomic_bytes(path, bytes)
+    } else {
+        liverank_fs::write_atomic_unsynced(path, bytes)
+    };
+    written.map_err(|e| io_err(path, e))
 }
 
 fn envelope(kind: PublishKind, version: u64, now: i64, trained_ts: i64, payload: &[u8]) -> Vec<u8> {
