@@ -321,7 +321,8 @@ mod tests {
             fail_on: Some(5),
             ..Log::default()
         });
-        for id in 0..10 {
+        // The failure is in the first batch; two whole batches follow it.
+        for id in 0..(3 * BACKGROUND_BATCH as u64) {
             b.write(sample(id)).unwrap();
         }
         match b.sync() {
