@@ -24,6 +24,10 @@ pub struct Sequence {
     pub categories: Vec<u32>,
     /// Domain of each item, 0 video, 1 live (0 on padding); V_mixed holds both.
     pub domains: Vec<u8>,
+    /// Watch time of each interaction in ms (0 on padding).
+    pub watch_ms: Vec<u64>,
+    /// Start time of each interaction, ms since the epoch (0 on padding).
+    pub ts: Vec<i64>,
     /// Whether the position holds a record.
     pub mask: Vec<bool>,
 }
@@ -36,6 +40,8 @@ impl Sequence {
             authors: vec![0; len],
             categories: vec![0; len],
             domains: vec![0; len],
+            watch_ms: vec![0; len],
+            ts: vec![0; len],
             mask: vec![false; len],
         }
     }
@@ -47,6 +53,8 @@ impl Sequence {
             s.authors[i] = r.author.0;
             s.categories[i] = r.categories.primary().map_or(0, |c| c.0);
             s.domains[i] = u8::from(r.domain == Domain::Live);
+            s.watch_ms[i] = r.watch_ms.0;
+            s.ts[i] = r.ts.0;
             s.mask[i] = true;
         }
         s

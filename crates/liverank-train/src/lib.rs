@@ -8,9 +8,11 @@
 pub mod error;
 pub mod metrics;
 pub mod offline;
+pub mod soft;
 
 pub use error::{Result, TrainError};
 pub use offline::{
     Evaluation, HistorySource, OfflineRun, TrainSettings, build_batch, evaluate_on, load_samples,
-    split_samples, train_offline,
+    soft_search_recall, split_samples, train_offline,
 };
+pub use soft::TableVectors;

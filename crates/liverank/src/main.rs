@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_model;
+mod experiment;
 mod history;
 mod inspect;
 mod pipeline;
@@ -48,6 +49,8 @@ pub enum Command {
     Run(pipeline::RunArgs),
     /// Train the ranker offline on sample files and evaluate it on the later time slice.
     Train(train::TrainArgs),
+    /// Train named model variants × seeds on the same data: one AUC / GAUC table.
+    Experiment(experiment::ExperimentArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Print the effective settings (defaults ← --config ← environment) as TOML.
@@ -122,6 +125,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(args) => pipeline::run(&settings, args),
         Command::History(args) => history::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
+        Command::Experiment(args) => experiment::run(&settings, args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;
             print!("{text}");

@@ -118,6 +118,7 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
         train_fraction: args.train_fraction.unwrap_or(settings.train.train_fraction),
         shuffle: settings.train.shuffle,
         pipeline: settings.train.pipeline,
+        soft_refresh_steps: settings.train.soft_refresh_steps,
     };
     if settings.train_fraction <= 0.0 || settings.train_fraction >= 1.0 {
         return Err(Failure::Input(anyhow::anyhow!(
