@@ -88,7 +88,10 @@ impl ExperimentSpec {
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(v) = self.variants.iter().find(|v| !seen.insert(&v.name)) {
-            return Err(EvalError::Config(format!("variant `{}` listed twice", v.name)));
+            return Err(EvalError::Config(format!(
+                "variant `{}` listed twice",
+                v.name
+            )));
         }
         Ok(())
     }
@@ -105,8 +108,9 @@ impl ExperimentSpec {
         let mut table = toml::Table::try_from(base).map_err(|e| bad(e.to_string()))?;
         merge(&mut table, self.model.clone());
         merge(&mut table, variant.model.clone());
-        let mut config: RankerConfig =
-            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        let mut config: RankerConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
         config.seed = seed;
         config.validate().map_err(|e| bad(e.to_string()))?;
         Ok(config)
@@ -148,7 +152,9 @@ impl Segment {
         users.dedup();
         let mut counts = Vec::with_capacity(users.len());
         for &u in &users {
-            let records = history.store.visible_shared(liverank_types::UserId(u), at)?;
+            let records = history
+                .store
+                .visible_shared(liverank_types::UserId(u), at)?;
             let live = records.iter().filter(|r| r.domain == Domain::Live).count();
             counts.push((u, live, records.len() - live));
         }
@@ -182,7 +188,9 @@ impl Cell {
 
     /// Mean over the seeds with a value.
     pub fn mean(&self) -> f64 {
-        let (sum, n) = self.finite().fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+        let (sum, n) = self
+            .finite()
+            .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
         if n == 0 { f64::NAN } else { sum / n as f64 }
     }
 
@@ -190,7 +198,9 @@ impl Cell {
     pub fn half_range(&self) -> f64 {
         let (lo, hi) = self
             .finite()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
         if lo > hi { f64::NAN } else { (hi - lo) / 2.0 }
     }
 }

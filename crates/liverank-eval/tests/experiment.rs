@@ -18,7 +18,12 @@ fn tiny() -> (Vec<Sample>, MemoryStore) {
     .unwrap();
     let mut sink = liverank_sim::VecSink::default();
     sim.run(&mut sink, |_| {}).unwrap();
-    let users: Vec<User> = sim.world().users.iter().map(|u| u.profile.clone()).collect();
+    let users: Vec<User> = sim
+        .world()
+        .users
+        .iter()
+        .map(|u| u.profile.clone())
+        .collect();
     let authors: Vec<Author> = sim.world().authors.iter().map(|a| a.row.clone()).collect();
     let config = SampleConfig {
         policies: vec![Policy::Realtime, Policy::Complete],
@@ -71,7 +76,10 @@ fn variants_times_seeds_give_one_deterministic_table() {
         segment: true,
         model: toml::Table::new(),
         variants: vec![
-            variant("no Cross", "history_sequences = []\nhistory_profile = false"),
+            variant(
+                "no Cross",
+                "history_sequences = []\nhistory_profile = false",
+            ),
             variant("full", ""),
         ],
     };
@@ -126,7 +134,13 @@ fn variants_times_seeds_give_one_deterministic_table() {
     );
     // Soft recall exists only where there are soft searches (one epoch of 10 steps is one
     // chunk: no refresh, so no recall either here).
-    assert!(table.cell("no Cross", "soft recall").unwrap().mean().is_nan());
+    assert!(
+        table
+            .cell("no Cross", "soft recall")
+            .unwrap()
+            .mean()
+            .is_nan()
+    );
 
     let (seg, of) = table.segment_users.unwrap();
     assert!(seg > 0 && seg <= of / 4, "{seg} of {of}");
@@ -134,11 +148,21 @@ fn variants_times_seeds_give_one_deterministic_table() {
     assert_eq!(segment.users.len(), seg);
 
     let md = table.to_markdown();
-    assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 3, "{md}");
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("| ")).count(),
+        3,
+        "{md}"
+    );
     assert!(md.contains("| full |"), "{md}");
     let csv = table.to_csv();
     assert_eq!(csv.lines().count(), 1 + 2 * table.metrics.len(), "{csv}");
-    assert!(csv.lines().nth(1).unwrap().starts_with("no Cross,click AUC,"), "{csv}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("no Cross,click AUC,"),
+        "{csv}"
+    );
 }
 
 #[test]

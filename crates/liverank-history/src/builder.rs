@@ -83,7 +83,7 @@ pub struct HistoryBuilder {
 
 impl HistoryBuilder {
     /// A builder; sessions and plays of at least `long_view_ms` are long views (use the
-    /// sample engine's threshold, [`crate::HistoryConfig::long_view_ms`], 60 s).
+    /// sample engine's threshold, the `samples.long_view_ms` setting, 60 s).
     pub fn new(long_view_ms: u64) -> Self {
         Self {
             long_view_ms,

@@ -37,17 +37,14 @@ impl std::fmt::Display for BackendKind {
     }
 }
 
-/// Retention, sequence length and where the store lives.
+/// Retention, caching and where the store lives. The GSU length is the model's
+/// (`model.history_len`: a shape of its input) and the long-view threshold the sample
+/// engine's (`samples.long_view_ms`): one key each, passed in by the caller.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HistoryConfig {
     /// Records kept per user, newest by `available_at` (10,000).
     pub retention: usize,
-    /// Length L of each of the five GSU sequences (50).
-    pub sequence_len: usize,
-    /// A live session, or a video play, of at least this long is a long view (60 s, the
-    /// sample engine's `long_view_ms`). A completed video play is one too.
-    pub long_view_ms: u64,
     /// Users whose decoded history the embedded store keeps in memory (least recently
     /// read evicted first; 0 = no cache). A cached user is read without touching the
     /// file: serving reads the same users again and again. At most 640 KB per user.
@@ -66,8 +63,6 @@ impl Default for HistoryConfig {
     fn default() -> Self {
         Self {
             retention: 10_000,
-            sequence_len: 50,
-            long_view_ms: 60_000,
             cache_users: 128,
             backend: BackendKind::Embedded,
             path: PathBuf::from("data/history"),
@@ -81,21 +76,12 @@ impl Default for HistoryConfig {
 pub const MAX_RETENTION: usize = 1_000_000;
 
 impl HistoryConfig {
-    /// A config keeping `retention` records per user, other settings at their defaults
-    /// (the sequence length at most the retention).
+    /// A config keeping `retention` records per user, other settings at their defaults.
     pub fn new(retention: usize) -> Self {
-        let defaults = Self::default();
         Self {
             retention,
-            sequence_len: defaults.sequence_len.min(retention.max(1)),
-            ..defaults
+            ..Self::default()
         }
-    }
-
-    /// Sets the GSU sequence length L (default 50).
-    pub fn with_sequence_len(mut self, len: usize) -> Self {
-        self.sequence_len = len;
-        self
     }
 
     /// Sets how many users' histories the embedded store caches (default 128; 0 = none).
@@ -119,15 +105,6 @@ impl HistoryConfig {
                 format!("{} is outside 1..={MAX_RETENTION}", self.retention),
             );
         }
-        if self.sequence_len == 0 || self.sequence_len > self.retention {
-            return bad(
-                "sequence_len",
-                format!(
-                    "{} is outside 1..=retention ({})",
-                    self.sequence_len, self.retention
-                ),
-            );
-        }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
             return bad(
                 "redis_prefix",
@@ -147,12 +124,6 @@ mod tests {
         assert!(HistoryConfig::default().validate().is_ok());
         let e = HistoryConfig::new(0).validate().unwrap_err().to_string();
         assert!(e.contains("retention"), "{e}");
-        let e = HistoryConfig::new(10)
-            .with_sequence_len(11)
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("sequence_len"), "{e}");
         let e = HistoryConfig::default()
             .with_redis_prefix("")
             .validate()

@@ -33,10 +33,10 @@
 //! let vectors = HashMap::from([((Domain::Video, 1), vec![0.0, 1.0]), ((Domain::Video, 2), vec![1.0, 0.0])]);
 //! let request = GsuRequest { user, target_author: AuthorId(3), before_ts: EventTime(60_000), query: &[1.0, 0.0] };
 //! let gsu = GsuAssembler::new(4).assemble(&store, &request, &vectors)?;
-//! assert_eq!(gsu.short.items, [2, 1, 0, 0]); // newest first, padded
-//! assert_eq!(gsu.long.items[0], 2); // largest dot product with the query first
-//! assert_eq!(gsu.aid_hard.mask, [true, true, false, false]);
-//! assert_eq!(gsu.live_long.filled(), 0);
+//! assert_eq!(gsu[GsuKind::Short].items, [2, 1, 0, 0]); // newest first, padded
+//! assert_eq!(gsu[GsuKind::Long].items[0], 2); // largest dot product with the query first
+//! assert_eq!(gsu[GsuKind::AidHard].mask, [true, true, false, false]);
+//! assert_eq!(gsu[GsuKind::LiveLong].filled(), 0);
 //! # Ok::<(), HistoryError>(())
 //! ```
 //!
@@ -68,7 +68,8 @@ pub use builder::{BuilderCounters, HistoryBuilder};
 pub use config::{BackendKind, HistoryConfig};
 pub use embedded::EmbeddedStore;
 pub use error::{ErrorClass, HistoryError, Result};
-pub use gsu::{GsuAssembler, GsuRequest, GsuScratch, GsuSequences, Sequence};
+pub use gsu::{GsuAssembler, GsuRequest, GsuScratch};
+pub use liverank_types::history::{GsuKind, GsuSequences, Sequence};
 pub use memory::MemoryStore;
 pub use record::{Categories, Domain, HistoryRecord, InvalidRecord, RECORD_BYTES};
 pub use redis_store::RedisStore;

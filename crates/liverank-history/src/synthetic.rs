@@ -4,6 +4,7 @@
 
 use crate::record::{Categories, Domain, HistoryRecord};
 use crate::store::DenseVectors;
+use liverank_types::rng::SplitMix64;
 use liverank_types::{AuthorId, CategoryId, DurationMs, EventTime, UserId};
 
 /// Shape of a synthetic history stream.
@@ -37,7 +38,7 @@ impl SyntheticHistory {
     /// The stream: time ordered (one record every 50 ms), users interleaved; 80 % video
     /// plays, 20 % live sessions, 30 % long views; 600 authors, 31 categories.
     pub fn records(&self) -> Vec<(UserId, HistoryRecord)> {
-        let mut rng = Rng(self.seed | 1);
+        let mut rng = Rng::new(self.seed);
         let start = 1_767_225_600_000i64;
         let users = self.users.max(1);
         let total = users as usize * self.records_per_user;
@@ -72,7 +73,7 @@ impl SyntheticHistory {
 
     /// A random `dim`-wide embedding table covering every item of the stream.
     pub fn vectors(&self, dim: usize) -> DenseVectors {
-        let mut rng = Rng(self.seed.rotate_left(17) | 1);
+        let mut rng = Rng::new(self.seed.rotate_left(17));
         let mut table =
             |n: u64| -> Vec<f32> { (0..(n as usize + 1) * dim).map(|_| rng.unit()).collect() };
         let video = table(self.videos);
@@ -81,20 +82,17 @@ impl SyntheticHistory {
     }
 }
 
-/// xorshift64*: a fixed, dependency-free stream.
-struct Rng(u64);
+/// The workspace's seeded generator, drawing `u64` ranges and unit values.
+struct Rng(SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    fn new(seed: u64) -> Self {
+        Self(SplitMix64::new(seed))
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.next_u64() % n.max(1)
     }
     fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        self.0.uniform(1.0)
     }
 }

@@ -13,7 +13,7 @@ use liverank_history::{
     Categories, Domain, EmbeddedStore, GsuAssembler, GsuRequest, HistoryConfig, HistoryError,
     HistoryRecord, HistoryStore, InvalidRecord, MemoryStore, NoVectors, RedisStore, dot,
 };
-use liverank_types::{AuthorId, CategoryId, DurationMs, EventTime, UserId};
+use liverank_types::{AuthorId, CategoryId, DurationMs, EventTime, GsuKind, UserId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use std::collections::HashMap;
@@ -261,11 +261,7 @@ fn check_unknown_user(make: fn(usize, &str) -> Fixture) {
             &NoVectors,
         )
         .unwrap();
-    assert!(
-        gsu.named()
-            .iter()
-            .all(|(_, q)| q.filled() == 0 && q.len() == 3)
-    );
+    assert!(gsu.iter().all(|(_, q)| q.filled() == 0 && q.len() == 3));
 }
 
 fn check_validation(make: fn(usize, &str) -> Fixture) {
@@ -364,15 +360,15 @@ fn check_gsu(make: fn(usize, &str) -> Fixture) {
     let gsu = GsuAssembler::new(3)
         .assemble(&*s, &request, &vectors)
         .unwrap();
-    assert_eq!(gsu.short.items, [4, 3, 1]);
-    assert_eq!(gsu.short.authors, [30, 10, 10]);
-    assert_eq!(gsu.short.categories, [1, 2, 1]);
-    assert_eq!(gsu.long.items, [4, 1, 0]);
-    assert_eq!(gsu.long.mask, [true, true, false]);
-    assert_eq!(gsu.aid_hard.items, [3, 1, 0]);
-    assert_eq!(gsu.live_long.items, [2, 0, 0]);
-    assert_eq!(gsu.mixed.items, [3, 2, 0]);
-    assert_eq!(gsu.mixed.domains, [0, 1, 0]);
+    assert_eq!(gsu[GsuKind::Short].items, [4, 3, 1]);
+    assert_eq!(gsu[GsuKind::Short].authors, [30, 10, 10]);
+    assert_eq!(gsu[GsuKind::Short].categories, [1, 2, 1]);
+    assert_eq!(gsu[GsuKind::Long].items, [4, 1, 0]);
+    assert_eq!(gsu[GsuKind::Long].mask, [true, true, false]);
+    assert_eq!(gsu[GsuKind::AidHard].items, [3, 1, 0]);
+    assert_eq!(gsu[GsuKind::LiveLong].items, [2, 0, 0]);
+    assert_eq!(gsu[GsuKind::Mixed].items, [3, 2, 0]);
+    assert_eq!(gsu[GsuKind::Mixed].domains, [0, 1, 0]);
     // The same answer from records read once, cut at an earlier instant.
     let all = s.visible(u, ALL).unwrap();
     let early = GsuRequest {
@@ -386,7 +382,7 @@ fn check_gsu(make: fn(usize, &str) -> Fixture) {
         .assemble(&*s, &early, &vectors)
         .unwrap();
     assert_eq!(from_slice, from_store);
-    assert_eq!(from_store.short.items, [1, 0, 0]);
+    assert_eq!(from_store[GsuKind::Short].items, [1, 0, 0]);
     // A vector of the wrong length is a caller bug, reported.
     let bad = HashMap::from([((Domain::Video, 1), vec![1.0])]);
     let e = GsuAssembler::new(3)

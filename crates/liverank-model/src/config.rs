@@ -1,6 +1,6 @@
 //! Model configuration: what the ranker looks like and how it learns.
 
-use liverank_types::Task;
+use liverank_types::{GsuKind, Task};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -55,14 +55,42 @@ pub enum LossKind {
     Pu,
 }
 
+/// Which row-wise optimiser updates the embedding rows (see
+/// [`crate::embedding::RowOptimizer`] for the update rules).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SparseOptimizer {
+    /// Adagrad (`learning_rate`, `initial_accumulator`).
+    #[default]
+    Adagrad,
+    /// FTRL-proximal (`learning_rate` is α; `ftrl_beta`, `ftrl_l1`, `ftrl_l2`).
+    Ftrl,
+    /// Lazy Adam (`learning_rate`, `adam_beta1`, `adam_beta2`, `adam_eps`).
+    Adam,
+}
+
 /// Sparse (embedding) side of the ranker; turned into the store's own config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SparseConfig {
-    /// Adagrad learning rate of the embedding rows.
+    /// Row-wise optimiser of the embedding rows.
+    pub optimizer: SparseOptimizer,
+    /// Learning rate of the embedding rows (FTRL: α).
     pub learning_rate: f32,
     /// Adagrad initial accumulator.
     pub initial_accumulator: f32,
+    /// FTRL learning-rate offset β.
+    pub ftrl_beta: f32,
+    /// FTRL L1 strength.
+    pub ftrl_l1: f32,
+    /// FTRL L2 strength.
+    pub ftrl_l2: f32,
+    /// Adam first-moment decay.
+    pub adam_beta1: f32,
+    /// Adam second-moment decay.
+    pub adam_beta2: f32,
+    /// Adam's term added to the root.
+    pub adam_eps: f32,
     /// An id gets a row after this many sightings in training (1 = at once).
     pub min_count: u32,
     /// Rows untouched for this many training steps are evicted (0 = never).
@@ -80,11 +108,18 @@ pub struct SparseConfig {
 impl Default for SparseConfig {
     fn default() -> Self {
         Self {
+            optimizer: SparseOptimizer::Adagrad,
             learning_rate: 0.05,
             // 0.1 (TensorFlow's default) rather than PyTorch's 0: a zero accumulator makes
             // every new id's first step ±lr per coordinate, pure noise for rare ids; on the
             // small preset it cost 0.03 click AUC (0.544 vs 0.574).
             initial_accumulator: 0.1,
+            ftrl_beta: 1.0,
+            ftrl_l1: 0.0,
+            ftrl_l2: 0.0,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_eps: 1e-8,
             min_count: 1,
             ttl_steps: 0,
             keep_floor: 100_000,
@@ -94,39 +129,75 @@ impl Default for SparseConfig {
     }
 }
 
-/// A Cross GSU sequence the ranker attends over (Moment&Cross §2.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HistorySequence {
-    /// V_short: the latest short videos.
-    Short,
-    /// V_long: short videos soft-searched with the target's embedding.
-    Long,
-    /// V_aidhard: the latest short videos of the target's author.
-    AidHard,
-    /// V_livelong: lives soft-searched with the target's embedding.
-    LiveLong,
-    /// V_mixed: the latest long-viewed lives and videos.
-    Mixed,
-}
+impl SparseConfig {
+    /// Adagrad's term added to the root (not a setting: PyTorch's default).
+    pub const ADAGRAD_EPS: f32 = 1e-10;
 
-impl HistorySequence {
-    /// The name used in configuration and reports.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Short => "short",
-            Self::Long => "long",
-            Self::AidHard => "aid_hard",
-            Self::LiveLong => "live_long",
-            Self::Mixed => "mixed",
+    /// The store's row optimiser these settings describe.
+    pub fn row_optimizer(&self) -> crate::embedding::RowOptimizer {
+        use crate::embedding::RowOptimizer;
+        match self.optimizer {
+            SparseOptimizer::Adagrad => RowOptimizer::Adagrad {
+                lr: self.learning_rate,
+                initial_accumulator: self.initial_accumulator,
+                eps: Self::ADAGRAD_EPS,
+            },
+            SparseOptimizer::Ftrl => RowOptimizer::Ftrl {
+                alpha: self.learning_rate,
+                beta: self.ftrl_beta,
+                l1: self.ftrl_l1,
+                l2: self.ftrl_l2,
+            },
+            SparseOptimizer::Adam => RowOptimizer::Adam {
+                lr: self.learning_rate,
+                beta1: self.adam_beta1,
+                beta2: self.adam_beta2,
+                eps: self.adam_eps,
+            },
         }
     }
 
-    /// Whether the sequence comes from a soft search (needs item vectors).
-    pub const fn is_soft(self) -> bool {
-        matches!(self, Self::Long | Self::LiveLong)
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(ModelError::Config(format!("sparse: {reason}")));
+        let finite = [
+            ("learning_rate", self.learning_rate),
+            ("initial_accumulator", self.initial_accumulator),
+            ("ftrl_beta", self.ftrl_beta),
+            ("ftrl_l1", self.ftrl_l1),
+            ("ftrl_l2", self.ftrl_l2),
+            ("adam_beta1", self.adam_beta1),
+            ("adam_beta2", self.adam_beta2),
+            ("adam_eps", self.adam_eps),
+            ("init_scale", self.init_scale),
+        ];
+        if let Some((name, v)) = finite.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
+            return bad(format!("{name} must be finite and ≥ 0, got {v}"));
+        }
+        if self.learning_rate <= 0.0 {
+            return bad("learning_rate must be positive".into());
+        }
+        for (name, v) in [
+            ("adam_beta1", self.adam_beta1),
+            ("adam_beta2", self.adam_beta2),
+        ] {
+            if v >= 1.0 {
+                return bad(format!("{name} must be below 1, got {v}"));
+            }
+        }
+        if self.optimizer == SparseOptimizer::Adam && self.adam_eps <= 0.0 {
+            return bad("adam_eps must be positive".into());
+        }
+        if self.min_count == 0 {
+            return bad("min_count must be at least 1 (1 = a row at the first sighting)".into());
+        }
+        Ok(())
     }
 }
+
+/// A Cross GSU sequence the ranker attends over: the one enum of the kinds, in
+/// `liverank-types` (the older name, kept for existing callers).
+pub type HistorySequence = GsuKind;
 
 /// Everything that shapes the ranker and its training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,7 +221,7 @@ pub struct RankerConfig {
     pub product_seq_len: usize,
     /// Cross history sequences, one attention group each, queried by the target room's
     /// category; empty = no history input.
-    pub history_sequences: Vec<HistorySequence>,
+    pub history_sequences: Vec<GsuKind>,
     /// Positions of each history sequence (the GSU length L).
     pub history_len: usize,
     /// Dense summary of the user's whole visible history against the target: counts and
@@ -168,6 +239,12 @@ pub struct RankerConfig {
     pub contrastive_weight: f32,
     /// Temperature τ of the contrastive InfoNCE.
     pub contrastive_temperature: f32,
+    /// Prior share of the target's category in the profile's smoothed log share of plays;
+    /// 0 = from the data (`liverank train` sets it to one over the number of room
+    /// categories among the training samples; unset, each user's own spread decides).
+    pub history_prior: f32,
+    /// Weight of that prior, in pseudo-plays.
+    pub history_prior_plays: f32,
     /// Adam learning rate of the dense part.
     pub learning_rate: f64,
     /// Loss of the training samples.
@@ -190,17 +267,19 @@ impl Default for RankerConfig {
             stat_lookback: 8,
             product_seq_len: 20,
             history_sequences: vec![
-                HistorySequence::Short,
-                HistorySequence::Long,
-                HistorySequence::AidHard,
-                HistorySequence::LiveLong,
-                HistorySequence::Mixed,
+                GsuKind::Short,
+                GsuKind::Long,
+                GsuKind::AidHard,
+                GsuKind::LiveLong,
+                GsuKind::Mixed,
             ],
             history_len: 50,
             history_profile: true,
             esu_heads: 4,
             contrastive_weight: 0.1,
             contrastive_temperature: 0.1,
+            history_prior: 0.0,
+            history_prior_plays: 3.1,
             learning_rate: 1e-3,
             loss: LossKind::Masked,
             sparse: SparseConfig::default(),
@@ -261,10 +340,49 @@ impl RankerConfig {
         if !(self.contrastive_temperature > 0.0 && self.contrastive_temperature.is_finite()) {
             return bad("contrastive_temperature must be finite and > 0".into());
         }
-        if self.learning_rate <= 0.0 || self.sparse.learning_rate <= 0.0 {
-            return bad("learning rates must be positive".into());
+        if !(0.0..=1.0).contains(&self.history_prior) {
+            return bad(format!(
+                "history_prior must be a share in [0, 1], got {}",
+                self.history_prior
+            ));
         }
-        Ok(())
+        if !(self.history_prior_plays > 0.0 && self.history_prior_plays.is_finite()) {
+            return bad("history_prior_plays must be positive".into());
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad("learning_rate must be positive".into());
+        }
+        if self.task_weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+            return bad("task_weights must be finite and ≥ 0".into());
+        }
+        if self
+            .tasks
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            != self.tasks.len()
+        {
+            return bad("a task is listed twice".into());
+        }
+        self.sparse.validate()
+    }
+
+    /// This configuration with the priors that are 0 ("from the data") set from the
+    /// training samples: `history_prior` = one over the number of distinct room categories
+    /// among them (unchanged when none has a category).
+    pub fn with_data_priors(mut self, samples: &[liverank_types::Sample]) -> Self {
+        if self.history_prior == 0.0 {
+            let mut categories: Vec<u32> = samples
+                .iter()
+                .filter_map(|s| s.category.map(|c| c.0))
+                .collect();
+            categories.sort_unstable();
+            categories.dedup();
+            if !categories.is_empty() {
+                self.history_prior = 1.0 / categories.len() as f32;
+            }
+        }
+        self
     }
 
     /// Loss weight of the task at `index`.

@@ -75,9 +75,6 @@ mod snapshot;
 pub use optimizer::RowOptimizer;
 pub use snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 /// Errors of the embedding store.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddingError {
@@ -143,39 +140,10 @@ pub struct EmbeddingConfig {
     pub optimizer: RowOptimizer,
 }
 
-/// Hasher for `u64` ids: one folded multiply (the 128-bit product's halves xor-ed), so the
-/// high bits — where callers put the entity kind — reach the low bits the table indexes
-/// with. Ids are not attacker-chosen strings, so a keyed hasher buys nothing here.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct IdHasher(u64);
+pub use liverank_types::hash::IdHasher;
 
-const HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
-
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let product = u128::from(a) * u128::from(b);
-    (product as u64) ^ ((product >> 64) as u64)
-}
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = folded_multiply(self.0 ^ n, HASH_MULTIPLIER);
-    }
-}
-
-/// `HashMap` keyed by ids with [`IdHasher`].
-pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+/// `HashMap` keyed by ids with [`IdHasher`] (the workspace's one id hasher).
+pub type IdMap<V> = liverank_types::hash::IdMap<u64, V>;
 
 /// Slot → row of one lookup, and the distinct rows it touched in first-seen slot order.
 ///
@@ -768,8 +736,9 @@ impl EmbeddingStore {
         }
         let base = row as usize * self.stride;
         let (w, state) = self.data[base..base + self.stride].split_at_mut(self.config.dim);
-        let mut rng =
-            crate::rng::SplitMix64::new(self.config.seed ^ key.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        let mut rng = liverank_types::rng::SplitMix64::new(
+            self.config.seed ^ key.wrapping_mul(0xD6E8_FEB8_6659_FD93),
+        );
         for x in w.iter_mut() {
             *x = rng.uniform(self.config.init_scale);
         }
@@ -910,18 +879,5 @@ mod tests {
         s.lookup(&[5], 3, true, &mut out);
         assert_eq!(order(&s), [1, 4, 3, 5]);
         assert_eq!(s.free.len(), 0, "key 5 reused key 2's row");
-    }
-
-    #[test]
-    fn hasher_spreads_the_entity_kind_into_the_low_bits() {
-        let hash = |n: u64| {
-            let mut h = IdHasher::default();
-            h.write_u64(n);
-            h.finish()
-        };
-        let buckets: std::collections::HashSet<u64> = (0..64u64)
-            .map(|kind| hash((kind << 56) | 12_345) & 0xFFFF)
-            .collect();
-        assert!(buckets.len() > 60, "{} distinct low bits", buckets.len());
     }
 }

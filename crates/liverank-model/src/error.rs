@@ -17,9 +17,28 @@ pub enum ModelError {
         /// Why.
         reason: String,
     },
+    /// A checkpoint file could not be written or read.
+    #[error("checkpoint {}: {source}", path.display())]
+    CheckpointIo {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A section of a checkpoint does not decode (the configuration's JSON, the embedding
+    /// store's snapshot).
+    #[error("checkpoint {path}: {section}: {source}")]
+    CheckpointSection {
+        /// The file (`<memory>` for bytes).
+        path: String,
+        /// Which section.
+        section: &'static str,
+        /// The decoder's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The embedding store refused an operation.
     #[error("embedding store: {0}")]
-    Embedding(String),
+    Embedding(#[from] crate::embedding::EmbeddingError),
 }
 
 /// Result of the model crate.

@@ -16,10 +16,11 @@
 //! store's exact map never mixes a user 7 with a live 7, while the same live shares one row
 //! wherever it appears (target field now, history sequences in Cross).
 
-use liverank_history::{Domain, GsuSequences, HistoryRecord, Sequence};
-use liverank_types::{STAT_SERIES, Sample, SampleKind, Task};
+use liverank_types::{
+    Domain, GsuKind, GsuSequences, HistoryRecord, STAT_SERIES, Sample, SampleKind, Task,
+};
 
-use crate::config::{HistorySequence, RankerConfig};
+use crate::config::RankerConfig;
 use crate::network::{InputShape, SeqGroup, SeqGroups};
 
 /// Namespace of a sparse key (top byte).
@@ -92,7 +93,8 @@ pub const SEQ_SUBKEYS: usize = 5;
 pub const CATEGORY_FIELD: usize = 3;
 /// The target live's fields the multi-head ESU's query is projected from (a bit set):
 /// live 0, author 2, category 3, author type 4, fans bucket 5, room age 13.
-pub const TARGET_QUERY_FIELDS: u32 = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 13);
+pub const TARGET_QUERY_FIELDS: u32 =
+    (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 13);
 /// Dense inputs of the history profile ([`RankerConfig::history_profile`]).
 pub const PROFILE_DENSE: usize = 7;
 
@@ -229,10 +231,12 @@ pub struct FeatureBuilder {
     tasks: Vec<Task>,
     stat_lookback: usize,
     product_seq_len: usize,
-    history: Vec<HistorySequence>,
+    history: Vec<GsuKind>,
     history_len: usize,
     history_profile: bool,
     esu_heads: usize,
+    history_prior: f32,
+    history_prior_plays: f32,
 }
 
 impl FeatureBuilder {
@@ -246,6 +250,8 @@ impl FeatureBuilder {
             history_len: config.history_len,
             history_profile: config.history_profile,
             esu_heads: config.esu_heads,
+            history_prior: config.history_prior,
+            history_prior_plays: config.history_prior_plays,
         }
     }
 
@@ -298,7 +304,7 @@ impl FeatureBuilder {
 
     /// Each configured history sequence with its group's first position on the sequence
     /// axis and its length (the contrastive loss reads them).
-    pub fn history_groups(&self) -> Vec<(HistorySequence, usize, usize)> {
+    pub fn history_groups(&self) -> Vec<(GsuKind, usize, usize)> {
         let mut at = self.product_seq_len;
         self.history
             .iter()
@@ -339,7 +345,7 @@ impl FeatureBuilder {
     }
 
     /// Appends one sample as a row with what the user's history held at the exposure (the
-    /// sequences from [`liverank_history::GsuAssembler`]; `None` = no history known).
+    /// sequences from `liverank_history::GsuAssembler`; `None` = no history known).
     pub fn push_with_history(
         &self,
         batch: &mut FeatureBatch,
@@ -348,7 +354,10 @@ impl FeatureBuilder {
     ) {
         let f = &sample.features;
         let profile = f.user_profile.unwrap_or([0; 5]);
-        let author_type = f.author_type.as_deref().map_or(0, fnv1a);
+        let author_type = f
+            .author_type
+            .as_deref()
+            .map_or(0, liverank_types::hash::str_id);
         let age_minutes = f.live_age_ms / 60_000;
         let age_bucket = u64::from(64 - age_minutes.leading_zeros());
         batch.fields.extend_from_slice(&[
@@ -397,7 +406,7 @@ impl FeatureBuilder {
         let target_category = sample.category.map(|c| c.0);
         let mut history_dense = [0.0f32; 2 * crate::network::MAX_SEQ_GROUPS];
         for (g, which) in self.history.iter().enumerate() {
-            let seq = history.map(|h| pick(h.sequences, *which));
+            let seq = history.map(|h| &h.sequences[*which]);
             let (mut filled, mut matching) = (0usize, 0usize);
             for p in 0..self.history_len {
                 match seq.filter(|s| s.mask.get(p).copied().unwrap_or(false)) {
@@ -460,6 +469,10 @@ impl FeatureBuilder {
                 records,
                 target_category,
                 sample.author.map(|a| a.0),
+                Prior {
+                    share: self.history_prior,
+                    plays: self.history_prior_plays,
+                },
             ));
         }
 
@@ -490,13 +503,27 @@ impl FeatureBuilder {
     }
 }
 
+/// The prior of the smoothed log share: `plays` pseudo-plays at `share` in the target's
+/// category (`share` 0: not set, the user's own spread decides, see [`history_profile`]).
+#[derive(Clone, Copy, Debug)]
+struct Prior {
+    share: f32,
+    plays: f32,
+}
+
 /// The history profile: log counts of video plays and live sessions, the shares of plays,
 /// long-viewed plays and sessions in the target's category, a smoothed log share of plays,
 /// and the share of sessions with the target's author (0 where there is nothing to share).
+///
+/// The smoothed log share is `ln((plays_in + w·p) / (plays + w)) / 5` with the prior `w`
+/// pseudo-plays at share `p`: `p` is [`RankerConfig::history_prior`] (training sets it from
+/// the data: one over the number of room categories among its samples) or, when that is
+/// 0, one over the number of distinct categories in this user's plays plus one.
 fn history_profile(
     records: &[HistoryRecord],
     category: Option<u32>,
     author: Option<u64>,
+    prior: Prior,
 ) -> [f32; PROFILE_DENSE] {
     let (mut plays, mut plays_in, mut long, mut long_in) = (0u32, 0u32, 0u32, 0u32);
     let (mut sessions, mut sessions_in, mut sessions_author) = (0u32, 0u32, 0u32);
@@ -525,12 +552,24 @@ fn history_profile(
             part as f32 / whole as f32
         }
     };
+    let prior_share = if prior.share > 0.0 {
+        prior.share
+    } else {
+        let mut seen: Vec<u32> = records
+            .iter()
+            .filter(|r| r.domain == Domain::Video)
+            .filter_map(|r| r.categories.primary().map(|c| c.0))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        1.0 / (seen.len() as f32 + 1.0)
+    };
+    let w = prior.plays;
     [
         (plays as f32).ln_1p() / 8.0,
         share(plays_in, plays),
-        // The simulator's (and a user's) click logit grows with log affinity: a smoothed
-        // log share (prior 1/31, the uniform share of 31 categories, weight 3 plays).
-        ((plays_in as f32 + 0.1) / (plays as f32 + 3.1)).ln() / 5.0,
+        // Interest grows with log affinity: a smoothed log share (see the doc above).
+        ((plays_in as f32 + w * prior_share) / (plays as f32 + w)).ln() / 5.0,
         share(long_in, long),
         (sessions as f32).ln_1p() / 5.0,
         share(sessions_in, sessions),
@@ -538,29 +577,10 @@ fn history_profile(
     ]
 }
 
-fn pick(h: &GsuSequences, which: HistorySequence) -> &Sequence {
-    match which {
-        HistorySequence::Short => &h.short,
-        HistorySequence::Long => &h.long,
-        HistorySequence::AidHard => &h.aid_hard,
-        HistorySequence::LiveLong => &h.live_long,
-        HistorySequence::Mixed => &h.mixed,
-    }
-}
-
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use liverank_history::{Categories, GsuSequences};
+    use liverank_types::Categories;
     use liverank_types::{
         AuthorId, CategoryId, DurationMs, EventTime, ExposureFeatures, LabelMask, LiveId, Policy,
         RequestId, UserId,
@@ -605,7 +625,7 @@ mod tests {
         let config = RankerConfig {
             tasks: vec![Task::Click],
             product_seq_len: 1,
-            history_sequences: vec![HistorySequence::Short, HistorySequence::Mixed],
+            history_sequences: vec![GsuKind::Short, GsuKind::Mixed],
             history_len: 3,
             history_profile: true,
             stat_lookback: 1,
@@ -631,23 +651,19 @@ mod tests {
             record(Domain::Video, 13, 5, 3, false),
             record(Domain::Live, 41, 8, 6, false),
         ];
-        let mut sequences = GsuSequences {
-            short: Sequence::padding(3),
-            mixed: Sequence::padding(3),
-            ..GsuSequences::default()
-        };
+        let mut sequences = GsuSequences::padding(3);
         // V_short newest first: 13 (c5), 12 (c7), 11 (c5).
         for (p, (item, category)) in [(13, 5), (12, 7), (11, 5)].into_iter().enumerate() {
-            sequences.short.items[p] = item;
-            sequences.short.categories[p] = category;
-            sequences.short.mask[p] = true;
+            sequences[GsuKind::Short].items[p] = item;
+            sequences[GsuKind::Short].categories[p] = category;
+            sequences[GsuKind::Short].mask[p] = true;
         }
         // V_mixed: the long-viewed live 40 (c5) and video 11 (c5); one padding slot.
         for (p, (item, category, live)) in [(40, 5, 1), (11, 5, 0)].into_iter().enumerate() {
-            sequences.mixed.items[p] = item;
-            sequences.mixed.categories[p] = category;
-            sequences.mixed.domains[p] = live;
-            sequences.mixed.mask[p] = true;
+            sequences[GsuKind::Mixed].items[p] = item;
+            sequences[GsuKind::Mixed].categories[p] = category;
+            sequences[GsuKind::Mixed].domains[p] = live;
+            sequences[GsuKind::Mixed].mask[p] = true;
         }
         let view = HistoryView {
             sequences: &sequences,

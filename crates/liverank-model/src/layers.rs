@@ -159,7 +159,10 @@ impl MultiHeadTargetAttention {
         let [b, l, d] = items.dims();
         let h = self.heads;
         let weights = self.weights(target, items.clone(), mask_bias);
-        let v = self.value.forward(items.reshape([b * l, d])).reshape([b, l, h, d / h]);
+        let v = self
+            .value
+            .forward(items.reshape([b * l, d]))
+            .reshape([b, l, h, d / h]);
         (v * weights.reshape([b, l, h, 1]))
             .sum_dim(1)
             .reshape([b, d])
@@ -179,9 +182,21 @@ impl MultiHeadTargetAttention {
         let h = self.heads;
         let dh = d / h;
         let scale = 1.0 / (dh as f64).sqrt();
-        let q = self.query.forward(target).reshape([b, h, dh]).swap_dims(0, 1);
-        let k = self.key.forward(items.clone()).reshape([l, h, dh]).permute([1, 2, 0]);
-        let v = self.value.forward(items).reshape([l, h, dh]).swap_dims(0, 1);
+        let q = self
+            .query
+            .forward(target)
+            .reshape([b, h, dh])
+            .swap_dims(0, 1);
+        let k = self
+            .key
+            .forward(items.clone())
+            .reshape([l, h, dh])
+            .permute([1, 2, 0]);
+        let v = self
+            .value
+            .forward(items)
+            .reshape([l, h, dh])
+            .swap_dims(0, 1);
         let bias = mask_bias.reshape([1, 1, l]);
         let valid = bias.clone().greater_elem(PAD_BIAS / 2.0).float();
         let scores = q.matmul(k).mul_scalar(scale) + bias; // [H, B, L]
@@ -196,7 +211,10 @@ impl MultiHeadTargetAttention {
         let h = self.heads;
         let dh = d / h;
         let q = self.query.forward(target).reshape([b, 1, h, dh]);
-        let k = self.key.forward(items.reshape([b * l, d])).reshape([b, l, h, dh]);
+        let k = self
+            .key
+            .forward(items.reshape([b * l, d]))
+            .reshape([b, l, h, dh]);
         let bias = mask_bias.reshape([b, l, 1]);
         let valid = bias.clone().greater_elem(PAD_BIAS / 2.0).float();
         let scores = (k * q)

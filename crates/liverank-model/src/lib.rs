@@ -23,7 +23,9 @@ pub mod network;
 pub mod rng;
 pub mod trainer;
 
-pub use config::{HistorySequence, LossKind, RankerConfig, SparseConfig, TrunkConfig, TrunkKind};
+pub use config::{
+    HistorySequence, LossKind, RankerConfig, SparseConfig, SparseOptimizer, TrunkConfig, TrunkKind,
+};
 pub use error::{ModelError, Result};
 pub use features::{FeatureBatch, FeatureBuilder};
 pub use network::{InputShape, MAX_SEQ_GROUPS, SeqGroup, SeqGroups};

@@ -107,8 +107,7 @@ pub fn sequence_mean(
         .collect();
     let filled = counts.iter().map(|&c| c > 0.0).collect();
     let inverse: Vec<f32> = counts.iter().map(|&c| 1.0 / c.max(1.0)).collect();
-    let inverse: Tensor<2> =
-        Tensor::from_data(TensorData::new(inverse, [b, 1]), &seq.device());
+    let inverse: Tensor<2> = Tensor::from_data(TensorData::new(inverse, [b, 1]), &seq.device());
     let sum = seq
         .clone()
         .narrow(1, start, len)
@@ -132,7 +131,11 @@ pub fn contrastive_alignment(
     let mut total: Option<Tensor<1>> = None;
     for &(_, start, len) in groups.iter().filter(|g| !g.0) {
         let (other, rows) = sequence_mean(seq, mask, start, len);
-        let valid: Vec<bool> = rows.iter().zip(&anchor_rows).map(|(&a, &b)| a && b).collect();
+        let valid: Vec<bool> = rows
+            .iter()
+            .zip(&anchor_rows)
+            .map(|(&a, &b)| a && b)
+            .collect();
         let term = info_nce(anchor.clone(), other, &valid, temperature);
         total = Some(match total {
             Some(t) => t + term,

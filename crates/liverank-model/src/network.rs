@@ -322,9 +322,7 @@ impl RankerNet {
                     None => {
                         let query = query_input(&inputs.fields, &[g.query_field]);
                         match one {
-                            Some((one, one_bias)) => {
-                                shared_target_attention(query, one, one_bias)
-                            }
+                            Some((one, one_bias)) => shared_target_attention(query, one, one_bias),
                             None => {
                                 let (own, own_bias) = own();
                                 target_attention(query, own, own_bias)
@@ -357,8 +355,12 @@ fn query_input(fields: &Tensor<3>, which: &[usize]) -> Tensor<2> {
         [one] => fields.clone().narrow(1, *one, 1).reshape([b, d]),
         _ => {
             let v: Vec<i64> = which.iter().map(|&j| j as i64).collect();
-            let index = Tensor::<1, Int>::from_data(TensorData::new(v, [which.len()]), &fields.device());
-            fields.clone().select(1, index).reshape([b, which.len() * d])
+            let index =
+                Tensor::<1, Int>::from_data(TensorData::new(v, [which.len()]), &fields.device());
+            fields
+                .clone()
+                .select(1, index)
+                .reshape([b, which.len() * d])
         }
     }
 }

@@ -6,13 +6,12 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::{LossKind, RankerConfig};
-use crate::embedding::{EmbeddingConfig, EmbeddingStore, Lookup, RowOptimizer, SlotRun};
+use crate::embedding::{EmbeddingConfig, EmbeddingStore, Lookup, SlotRun};
 use crate::error::{ModelError, Result};
 use crate::features::FeatureBatch;
 use crate::layers::PAD_BIAS;
 use crate::loss::{masked_bce, pu_loss};
 use crate::network::{InputShape, MAX_SEQ_GROUPS, NetInputs, RankerNet, SeqGroup, SeqGroups};
-
 
 /// Result of one training step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,11 +48,7 @@ pub fn embedding_config(config: &RankerConfig) -> EmbeddingConfig {
         keep_floor: s.keep_floor,
         init_scale: s.init_scale,
         seed: config.seed,
-        optimizer: RowOptimizer::Adagrad {
-            lr: s.learning_rate,
-            initial_accumulator: s.initial_accumulator,
-            eps: 1e-10,
-        },
+        optimizer: s.row_optimizer(),
     }
 }
 
@@ -755,7 +750,7 @@ fn apply_leaf_gradients(
     };
     store
         .apply_gradient_runs(lookup, &[fields, seq])
-        .map_err(|e| ModelError::Embedding(e.to_string()))
+        .map_err(ModelError::from)
 }
 
 fn scalar(t: &Tensor<1>) -> f32 {
@@ -789,7 +784,12 @@ impl Trainer {
             path: "<memory>".into(),
             reason,
         };
-        let config = serde_json::to_vec(&self.config).map_err(|e| fail(e.to_string()))?;
+        let config =
+            serde_json::to_vec(&self.config).map_err(|e| ModelError::CheckpointSection {
+                path: "<memory>".into(),
+                section: "config",
+                source: Box::new(e),
+            })?;
         let net = self
             .net()?
             .clone()
@@ -870,7 +870,11 @@ impl Trainer {
             at += 8 + len;
         }
         let config: RankerConfig =
-            serde_json::from_slice(sections[0]).map_err(|e| fail(format!("config: {e}")))?;
+            serde_json::from_slice(sections[0]).map_err(|e| ModelError::CheckpointSection {
+                path: "<memory>".into(),
+                section: "config",
+                source: Box::new(e),
+            })?;
         let word = |b: &[u8], i: usize| {
             u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) as usize
         };
@@ -924,40 +928,43 @@ impl Trainer {
         trainer.optimizer = optimizer
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(sections[4].to_vec()))
             .map_err(|e| fail(format!("optimizer: {e:?}")))?;
-        trainer.store = EmbeddingStore::from_bytes(sections[5])
-            .map_err(|e| fail(format!("embedding store: {e}")))?;
+        trainer.store =
+            EmbeddingStore::from_bytes(sections[5]).map_err(|e| ModelError::CheckpointSection {
+                path: "<memory>".into(),
+                section: "embedding store",
+                source: Box::new(e),
+            })?;
         trainer.step = step;
         Ok(trainer)
     }
 
-    /// Writes a checkpoint atomically (temporary file, fsync, rename).
+    /// Writes a checkpoint atomically (`liverank_fs::write_atomic`: temporary file, fsync,
+    /// rename, directory fsync; no temporary file left on failure).
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        let fail = |reason: String| ModelError::Checkpoint {
-            path: path.display().to_string(),
-            reason,
-        };
         let bytes = self.to_bytes()?;
-        let tmp = path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| fail(e.to_string()))
+        liverank_fs::write_atomic_bytes(path, &bytes).map_err(|source| ModelError::CheckpointIo {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Reads a checkpoint written by [`Trainer::save`].
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| ModelError::Checkpoint {
-            path: path.display().to_string(),
-            reason: e.to_string(),
+        let bytes = std::fs::read(path).map_err(|source| ModelError::CheckpointIo {
+            path: path.to_path_buf(),
+            source,
         })?;
         Self::from_bytes(&bytes).map_err(|e| match e {
             ModelError::Checkpoint { reason, .. } => ModelError::Checkpoint {
                 path: path.display().to_string(),
                 reason,
+            },
+            ModelError::CheckpointSection {
+                section, source, ..
+            } => ModelError::CheckpointSection {
+                path: path.display().to_string(),
+                section,
+                source,
             },
             other => other,
         })

@@ -26,7 +26,9 @@ fn values(rng: &mut SplitMix64, n: usize, bound: f32) -> Vec<f32> {
 
 /// The PyTorch script's values: `sin(i·0.7 + off)·scale`.
 fn sines(n: usize, off: f32, scale: f32) -> Vec<f32> {
-    (0..n).map(|i| (i as f32 * 0.7 + off).sin() * scale).collect()
+    (0..n)
+        .map(|i| (i as f32 * 0.7 + off).sin() * scale)
+        .collect()
 }
 
 fn identity(d: usize) -> Vec<f32> {
@@ -35,7 +37,12 @@ fn identity(d: usize) -> Vec<f32> {
         .collect()
 }
 
-fn mha(d_query: usize, d: usize, heads: usize, w: [(Vec<f32>, Vec<f32>); 3]) -> MultiHeadTargetAttention {
+fn mha(
+    d_query: usize,
+    d: usize,
+    heads: usize,
+    w: [(Vec<f32>, Vec<f32>); 3],
+) -> MultiHeadTargetAttention {
     let [q, k, v] = w;
     MultiHeadTargetAttention {
         query: Dense::from_values(d_query, d, q.0, q.1, &device()),
@@ -46,7 +53,10 @@ fn mha(d_query: usize, d: usize, heads: usize, w: [(Vec<f32>, Vec<f32>); 3]) -> 
 }
 
 fn bias(mask: &[bool], shape: [usize; 3]) -> Tensor<3> {
-    let v: Vec<f32> = mask.iter().map(|&m| if m { 0.0 } else { PAD_BIAS }).collect();
+    let v: Vec<f32> = mask
+        .iter()
+        .map(|&m| if m { 0.0 } else { PAD_BIAS })
+        .collect();
     tensor(&v, shape, false)
 }
 
@@ -62,10 +72,18 @@ fn two_heads_match_a_hand_computation_and_padding_gets_exactly_zero_weight() {
         2,
         2,
         2,
-        [(identity(2), zero()), (identity(2), zero()), (identity(2), zero())],
+        [
+            (identity(2), zero()),
+            (identity(2), zero()),
+            (identity(2), zero()),
+        ],
     );
     let q = tensor(&[1.0, 2.0, 1.0, 2.0], [2, 2], false);
-    let items = tensor(&[1.0, 0.0, 0.0, 1.0, 5.0, 5.0, 1.0, 0.0, 0.0, 1.0, 5.0, 5.0], [2, 3, 2], false);
+    let items = tensor(
+        &[1.0, 0.0, 0.0, 1.0, 5.0, 5.0, 1.0, 0.0, 0.0, 1.0, 5.0, 5.0],
+        [2, 3, 2],
+        false,
+    );
     let mask = [true, true, false, false, false, false];
     let out = vec_of(esu.forward(q.clone(), items.clone(), bias(&mask, [2, 1, 3])));
     let e = std::f32::consts::E;
@@ -76,7 +94,10 @@ fn two_heads_match_a_hand_computation_and_padding_gets_exactly_zero_weight() {
     let weights = vec_of(esu.weights(q, items, bias(&mask, [2, 1, 3])));
     // [B, L, H]: row 0 position 2 and all of row 1 are padding.
     assert_eq!(&weights[4..], &[0.0; 8], "{weights:?}");
-    assert!((weights[0] - e / (e + 1.0)).abs() < 1e-6 && (weights[3] - e * e / (1.0 + e * e)).abs() < 1e-6);
+    assert!(
+        (weights[0] - e / (e + 1.0)).abs() < 1e-6
+            && (weights[3] - e * e / (1.0 + e * e)).abs() < 1e-6
+    );
 }
 
 /// Padding keeps exactly zero weight whatever its embedding, and the output does not move
@@ -94,13 +115,21 @@ fn padded_positions_get_exactly_zero_weight_whatever_they_hold() {
     let q = tensor(&values(&mut rng, b * dq, 1.0), [b, dq], false);
     let mask: Vec<bool> = (0..b * l).map(|i| (i * 7) % 3 != 0).collect();
     let mut items = values(&mut rng, b * l * d, 1.0);
-    let before = vec_of(esu.forward(q.clone(), tensor(&items, [b, l, d], false), bias(&mask, [b, 1, l])));
+    let before = vec_of(esu.forward(
+        q.clone(),
+        tensor(&items, [b, l, d], false),
+        bias(&mask, [b, 1, l]),
+    ));
     for (p, &m) in mask.iter().enumerate() {
         if !m {
             items[p * d..(p + 1) * d].iter_mut().for_each(|x| *x = 50.0);
         }
     }
-    let weights = vec_of(esu.weights(q.clone(), tensor(&items, [b, l, d], false), bias(&mask, [b, 1, l])));
+    let weights = vec_of(esu.weights(
+        q.clone(),
+        tensor(&items, [b, l, d], false),
+        bias(&mask, [b, 1, l]),
+    ));
     for (i, w) in weights.iter().enumerate() {
         if !mask[i / h] {
             assert_eq!(*w, 0.0, "padded position {} head {}", i / h, i % h);
@@ -133,8 +162,8 @@ const TORCH_OUT: [f32; 8] = [
     0.083291, 0.115628, 0.095672, 0.03041, 0.05349, 0.06695, 0.061392, 0.022202,
 ];
 const TORCH_WEIGHTS: [f32; 12] = [
-    0.338056, 0.327135, 0.334809, 0.343062, 0.333882, 0.323056, 0.504155, 0.495845, 0.0,
-    0.526087, 0.473913, 0.0,
+    0.338056, 0.327135, 0.334809, 0.343062, 0.333882, 0.323056, 0.504155, 0.495845, 0.0, 0.526087,
+    0.473913, 0.0,
 ];
 
 #[test]
@@ -164,14 +193,22 @@ fn equals_pytorch_multihead_attention_with_the_same_weights() {
             for k in 0..h {
                 let ours = weights[(r * l + p) * h + k];
                 let theirs = TORCH_WEIGHTS[(r * h + k) * l + p];
-                assert!((ours - theirs).abs() < 2e-6, "row {r} pos {p} head {k}: {ours} vs {theirs}");
+                assert!(
+                    (ours - theirs).abs() < 2e-6,
+                    "row {r} pos {p} head {k}: {ours} vs {theirs}"
+                );
             }
         }
     }
 }
 
 /// Autodiff against central differences, coordinate by coordinate.
-fn check<const D: usize>(name: &str, x: &[f32], shape: [usize; D], f: impl Fn(Tensor<D>) -> Tensor<1>) {
+fn check<const D: usize>(
+    name: &str,
+    x: &[f32],
+    shape: [usize; D],
+    f: impl Fn(Tensor<D>) -> Tensor<1>,
+) {
     let leaf = tensor(x, shape, true);
     let grads = f(leaf.clone()).backward();
     let analytic = vec_of(leaf.grad(&grads).expect("gradient reaches the input"));
@@ -184,7 +221,10 @@ fn check<const D: usize>(name: &str, x: &[f32], shape: [usize; D], f: impl Fn(Te
         let numeric = (eval(&plus) - eval(&minus)) / (2.0 * f64::from(eps));
         let a = f64::from(analytic[i]);
         let tol = 1e-3 + 2e-2 * a.abs().max(numeric.abs());
-        assert!((a - numeric).abs() <= tol, "{name}: d/dx[{i}] autodiff {a} vs finite differences {numeric}");
+        assert!(
+            (a - numeric).abs() <= tol,
+            "{name}: d/dx[{i}] autodiff {a} vs finite differences {numeric}"
+        );
     }
 }
 
@@ -213,17 +253,29 @@ fn esu_gradients_match_finite_differences() {
     let items = values(&mut rng, b * l * d, 1.0);
     let mask = [true, true, true, false, true, false, true, true];
     check("esu query", &q, [b, dq], |q| {
-        project(esu.forward(q, tensor(&items, [b, l, d], false), bias(&mask, [b, 1, l])), 3)
+        project(
+            esu.forward(q, tensor(&items, [b, l, d], false), bias(&mask, [b, 1, l])),
+            3,
+        )
     });
     check("esu items", &items, [b, l, d], |k| {
-        project(esu.forward(tensor(&q, [b, dq], false), k, bias(&mask, [b, 1, l])), 3)
+        project(
+            esu.forward(tensor(&q, [b, dq], false), k, bias(&mask, [b, 1, l])),
+            3,
+        )
     });
     // The shared path (one sequence, every query) has the same gradients as B copies.
     let one: Vec<f32> = items[..l * d].to_vec();
     let one_mask = &mask[..l];
     check("shared esu items", &one, [l, d], |k| {
-        let b1: Vec<f32> = one_mask.iter().map(|&m| if m { 0.0 } else { PAD_BIAS }).collect();
-        project(esu.forward_shared(tensor(&q, [b, dq], false), k, tensor(&b1, [1, l], false)), 5)
+        let b1: Vec<f32> = one_mask
+            .iter()
+            .map(|&m| if m { 0.0 } else { PAD_BIAS })
+            .collect();
+        project(
+            esu.forward_shared(tensor(&q, [b, dq], false), k, tensor(&b1, [1, l], false)),
+            5,
+        )
     });
 }
 
@@ -265,7 +317,9 @@ fn info_nce_gradients_match_hand_values_and_finite_differences() {
     let a = [[1.0, 0.0], [0.0, 1.0]];
     let mut want = [0.0f64; 4];
     for r in 0..2 {
-        let logits: Vec<f64> = (0..2).map(|c| (a[r][0] * o[c][0] + a[r][1] * o[c][1]) / tau).collect();
+        let logits: Vec<f64> = (0..2)
+            .map(|c| (a[r][0] * o[c][0] + a[r][1] * o[c][1]) / tau)
+            .collect();
         let z: f64 = logits.iter().map(|l| l.exp()).sum();
         let mut g = [0.0f64; 2];
         for c in 0..2 {
@@ -278,7 +332,13 @@ fn info_nce_gradients_match_hand_values_and_finite_differences() {
         want[2 * r + 1] = g[1] - along * a[r][1];
     }
     let leaf = tensor(&[1.0, 0.0, 0.0, 1.0], [2, 2], true);
-    let grads = info_nce(leaf.clone(), tensor(&[1.0, 0.0, 1.0, 1.0], [2, 2], false), &[true, true], tau).backward();
+    let grads = info_nce(
+        leaf.clone(),
+        tensor(&[1.0, 0.0, 1.0, 1.0], [2, 2], false),
+        &[true, true],
+        tau,
+    )
+    .backward();
     let got = vec_of(leaf.grad(&grads).unwrap());
     for (g, w) in got.iter().zip(want) {
         assert!((f64::from(*g) - w).abs() < 1e-5, "{got:?} vs {want:?}");
@@ -289,8 +349,12 @@ fn info_nce_gradients_match_hand_values_and_finite_differences() {
     let x = values(&mut rng, b * d, 1.0);
     let y = values(&mut rng, b * d, 1.0);
     let valid = [true, true, false, true];
-    check("info_nce anchor", &x, [b, d], |x| info_nce(x, tensor(&y, [b, d], false), &valid, 0.3));
-    check("info_nce other", &y, [b, d], |y| info_nce(tensor(&x, [b, d], false), y, &valid, 0.3));
+    check("info_nce anchor", &x, [b, d], |x| {
+        info_nce(x, tensor(&y, [b, d], false), &valid, 0.3)
+    });
+    check("info_nce other", &y, [b, d], |y| {
+        info_nce(tensor(&x, [b, d], false), y, &valid, 0.3)
+    });
 }
 
 #[test]
@@ -299,7 +363,14 @@ fn info_nce_of_identical_pairs_goes_to_zero_as_the_temperature_shrinks() {
     let (b, d) = (8, 16);
     let x = values(&mut rng, b * d, 1.0);
     let loss = |tau: f64| {
-        f64::from(vec_of(info_nce(tensor(&x, [b, d], false), tensor(&x, [b, d], false), &[true; 8], tau))[0])
+        f64::from(
+            vec_of(info_nce(
+                tensor(&x, [b, d], false),
+                tensor(&x, [b, d], false),
+                &[true; 8],
+                tau,
+            ))[0],
+        )
     };
     let (warm, cold) = (loss(1.0), loss(0.01));
     assert!(warm > 0.1, "at τ = 1 the negatives still count: {warm}");
@@ -321,20 +392,37 @@ fn contrastive_alignment_is_info_nce_of_the_masked_group_means() {
     let mut seq = seq;
     for (p, &m) in mask.iter().enumerate() {
         if !m {
-            seq[p * s * d..(p + 1) * s * d].iter_mut().for_each(|x| *x = 0.0);
+            seq[p * s * d..(p + 1) * s * d]
+                .iter_mut()
+                .for_each(|x| *x = 0.0);
         }
     }
     let t = tensor(&seq, [b, l, s, d], false);
-    let got = vec_of(contrastive_alignment(&t, &mask, &[(true, 0, 2), (false, 2, 3)], 0.2).unwrap())[0];
+    let got =
+        vec_of(contrastive_alignment(&t, &mask, &[(true, 0, 2), (false, 2, 3)], 0.2).unwrap())[0];
     let mean = |r: usize, lo: usize, hi: usize| -> Vec<f32> {
         let n = (lo..hi).filter(|&p| mask[r * l + p]).count().max(1) as f32;
         (0..d)
-            .map(|k| (lo..hi).map(|p| (0..s).map(|j| seq[((r * l + p) * s + j) * d + k]).sum::<f32>()).sum::<f32>() / n)
+            .map(|k| {
+                (lo..hi)
+                    .map(|p| {
+                        (0..s)
+                            .map(|j| seq[((r * l + p) * s + j) * d + k])
+                            .sum::<f32>()
+                    })
+                    .sum::<f32>()
+                    / n
+            })
             .collect()
     };
     let a: Vec<f32> = (0..b).flat_map(|r| mean(r, 0, 2)).collect();
     let o: Vec<f32> = (0..b).flat_map(|r| mean(r, 2, 5)).collect();
-    let want = vec_of(info_nce(tensor(&a, [b, d], false), tensor(&o, [b, d], false), &[true, true, false], 0.2))[0];
+    let want = vec_of(info_nce(
+        tensor(&a, [b, d], false),
+        tensor(&o, [b, d], false),
+        &[true, true, false],
+        0.2,
+    ))[0];
     assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     assert!(got > 0.0);
     assert!(contrastive_alignment(&t, &mask, &[(false, 0, 2), (false, 2, 3)], 0.2).is_none());

@@ -204,9 +204,7 @@ fn checkpoint_keeps_the_sequence_group_layout_and_refuses_a_bad_one() {
     };
     assert!(Trainer::new(config(TrunkKind::Mmoe), short).is_err());
     let bad_query = InputShape {
-        groups: SeqGroups::single(1)
-            .with(SeqGroup::plain(3, 3))
-            .unwrap(),
+        groups: SeqGroups::single(1).with(SeqGroup::plain(3, 3)).unwrap(),
         ..shape
     };
     let err = Trainer::new(config(TrunkKind::Mmoe), bad_query)

@@ -32,9 +32,11 @@
 pub mod checkpoint;
 pub mod config;
 pub mod engine;
+pub mod live_registry;
 pub mod live_stats;
 
 pub use config::{ConfigError, SampleConfig};
 pub use engine::{
     ConsistencyTally, EngineCounters, FeatureContext, Output, RejectReason, SampleEngine,
 };
+pub use live_registry::{LiveRegistry, OnAir, RoomView};

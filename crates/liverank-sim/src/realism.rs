@@ -314,33 +314,11 @@ impl RealismStats {
     }
 }
 
-/// Area under the ROC curve of `(score, label)` pairs; ties count one half.
+/// Area under the ROC curve of `(score, label)` pairs; ties count one half; NaN when one
+/// class is absent. The workspace's one AUC, [`liverank_types::stats::auc`].
 pub fn auc(scored: &[(f64, bool)]) -> f64 {
-    let mut v = scored.to_vec();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut rank_sum, mut positives) = (0.0, 0u64);
-    let mut i = 0;
-    while i < v.len() {
-        let mut j = i;
-        while j < v.len() && v[j].0 == v[i].0 {
-            j += 1;
-        }
-        // Average 1-based rank of the tie group.
-        let avg = (i + 1 + j) as f64 / 2.0;
-        for x in &v[i..j] {
-            if x.1 {
-                rank_sum += avg;
-                positives += 1;
-            }
-        }
-        i = j;
-    }
-    let negatives = v.len() as u64 - positives;
-    if positives == 0 || negatives == 0 {
-        return f64::NAN;
-    }
-    let p = positives as f64;
-    (rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64)
+    let (scores, labels): (Vec<f64>, Vec<bool>) = scored.iter().copied().unzip();
+    liverank_types::stats::auc(&scores, &labels).unwrap_or(f64::NAN)
 }
 
 impl RealismContext {

@@ -5,14 +5,8 @@
 //! "same seed → byte-identical files" must hold across dependency upgrades, and `rand`
 //! reserves the right to change value streams between versions. It is also faster.
 
-/// SplitMix64 step: a good 64-bit mixer, used to derive independent seeds.
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+/// SplitMix64 step (the workspace's one seeded generator), used to derive independent seeds.
+pub use liverank_types::rng::splitmix64;
 
 /// Mixes a seed with a stream label, so each entity gets its own independent stream.
 pub fn derive_seed(seed: u64, stream: u64, index: u64) -> u64 {

@@ -20,23 +20,9 @@ use liverank_sim::world::CATEGORIES;
 use liverank_sim::{Preset, SimConfig, Simulation, VecSink};
 use liverank_types::EventKind;
 
-/// AUC by the rank-sum formula, ties counted ½.
+/// The workspace's AUC (rank-sum, ties counted ½).
 fn auc(scores: &[f64], labels: &[bool]) -> f64 {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let mid = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += (i..=j).filter(|&k| labels[idx[k]]).count() as f64 * mid;
-        i = j + 1;
-    }
-    let pos = labels.iter().filter(|&&l| l).count() as f64;
-    let neg = labels.len() as f64 - pos;
-    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+    liverank_types::stats::auc(scores, labels).unwrap_or(f64::NAN)
 }
 
 #[test]

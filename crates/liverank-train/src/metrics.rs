@@ -7,31 +7,9 @@
 
 use std::collections::HashMap;
 
-/// Area under the ROC curve; `None` when one class is absent.
+/// Area under the ROC curve; `None` when one class is absent. The workspace's one AUC.
 pub fn auc(scores: &[f32], labels: &[bool]) -> Option<f64> {
-    let n = scores.len().min(labels.len());
-    let positives = labels[..n].iter().filter(|&&l| l).count();
-    let negatives = n - positives;
-    if positives == 0 || negatives == 0 {
-        return None;
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut rank_sum = 0.0f64;
-    let mut i = 0;
-    while i < n {
-        let mut j = i + 1;
-        while j < n && scores[order[j]] == scores[order[i]] {
-            j += 1;
-        }
-        // Ranks i+1 ..= j share their average.
-        let average = (i + 1 + j) as f64 / 2.0;
-        let tied_positives = order[i..j].iter().filter(|&&k| labels[k]).count();
-        rank_sum += average * tied_positives as f64;
-        i = j;
-    }
-    let p = positives as f64;
-    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
+    liverank_types::stats::auc(scores, labels)
 }
 
 /// User-weighted GAUC: Σ_u n_u·AUC_u / Σ_u n_u over users whose samples hold both classes.

@@ -59,10 +59,33 @@ impl Default for TrainSettings {
     }
 }
 
+impl TrainSettings {
+    /// Checks the values: at least one epoch, a positive batch, a split inside (0, 1).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(TrainError::Config(reason));
+        if self.epochs == 0 {
+            return bad("epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if !(self.train_fraction > 0.0 && self.train_fraction < 1.0) {
+            return bad(format!(
+                "train_fraction must lie in (0, 1), got {}",
+                self.train_fraction
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Reads samples from a file (`.parquet` or `.jsonl`) or from the output directory of
 /// `liverank samples` (every `samples-*.parquet` segment in order, or `samples.jsonl`).
 pub fn load_samples(path: &Path) -> Result<Vec<Sample>> {
-    let io = |e: std::io::Error| TrainError::Input(format!("{}: {e}", path.display()));
+    let io = |source: std::io::Error| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     if path.is_dir() {
         let mut segments: Vec<_> = std::fs::read_dir(path)
             .map_err(io)?
@@ -87,16 +110,17 @@ pub fn load_samples(path: &Path) -> Result<Vec<Sample>> {
         return Ok(all);
     }
     match path.extension().and_then(|e| e.to_str()) {
-        Some("parquet") => liverank_ingest::read_parquet_samples(path)
-            .map_err(|e| TrainError::Input(e.to_string())),
+        Some("parquet") => liverank_ingest::read_parquet_samples(path).map_err(TrainError::from),
         Some("jsonl") => {
             let text = std::fs::read_to_string(path).map_err(io)?;
             text.lines()
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
                 .map(|(i, l)| {
-                    serde_json::from_str(l).map_err(|e| {
-                        TrainError::Input(format!("{}:{}: {e}", path.display(), i + 1))
+                    serde_json::from_str(l).map_err(|source| TrainError::SampleLine {
+                        path: path.to_path_buf(),
+                        line: i + 1,
+                        source,
                     })
                 })
                 .collect()

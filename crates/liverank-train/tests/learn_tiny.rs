@@ -42,7 +42,7 @@ fn tiny_samples() -> (Vec<Sample>, MemoryStore) {
     let history_config = HistoryConfig::default();
     let history = MemoryStore::new(&history_config).unwrap();
     let mut builder =
-        HistoryBuilder::new(history_config.long_view_ms).with_videos(&sim.world().videos);
+        HistoryBuilder::new(SampleConfig::default().long_view_ms).with_videos(&sim.world().videos);
     let mut out = Vec::new();
     let mut records = Vec::new();
     for e in sink.events {

@@ -30,7 +30,14 @@ const USERS: u64 = 3;
 fn records() -> impl Strategy<Value = Vec<(u64, i64, i64, bool, u32, bool)>> {
     // (user, ts, duration, live, category, long view)
     prop::collection::vec(
-        (0..USERS, 0i64..100_000, 0i64..20_000, any::<bool>(), 0u32..4, any::<bool>()),
+        (
+            0..USERS,
+            0i64..100_000,
+            0i64..20_000,
+            any::<bool>(),
+            0u32..4,
+            any::<bool>(),
+        ),
         1..120,
     )
 }
@@ -145,7 +152,7 @@ proptest! {
             let query = vectors.query(row.live.0).unwrap();
             let request = GsuRequest { user: row.user, target_author: AuthorId(0), before_ts: row.exposure_ts, query };
             let sequences = history.assembler.assemble(&store, &request, &vectors).unwrap();
-            for (name, seq) in sequences.named() {
+            for (name, seq) in sequences.iter() {
                 for (p, &m) in seq.mask.iter().enumerate() {
                     if m {
                         let at = available[&seq.items[p]];

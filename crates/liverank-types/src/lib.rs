@@ -1,5 +1,6 @@
 //! The vocabulary of liverank: identifiers, event time, the platform's events, the entity
-//! tables written beside them, and the ranker's tasks. No I/O lives here, so every other
+//! tables written beside them, the interaction-history records and GSU sequences, and the
+//! ranker's tasks. No I/O lives here, so every other
 //! crate can depend on it.
 //!
 //! The key decision: an event has one flat wire shape ([`EventRecord`]) shared by JSON
@@ -16,14 +17,21 @@
 
 pub mod entity;
 pub mod event;
+pub mod hash;
+pub mod history;
 pub mod id;
+pub mod rng;
 pub mod sample;
+pub mod stats;
 pub mod task;
 pub mod time;
 
 pub use entity::{Author, AuthorType, Live, Product, TABLE_FORMAT_VERSION, User, Video};
 pub use event::{
     EVENT_FORMAT_VERSION, Event, EventKind, EventRecord, EventType, ItemRef, Page, ValidationError,
+};
+pub use history::{
+    Categories, Domain, GsuKind, GsuSequences, HistoryRecord, InvalidRecord, RECORD_BYTES, Sequence,
 };
 pub use id::{AuthorId, CategoryId, EventId, LiveId, ProductId, RequestId, UserId, VideoId};
 pub use sample::{

@@ -39,7 +39,7 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
-    /// Ranker training samples/s at the shape of ../shared/bench/peer_torch_ranker.py
+    /// Ranker training samples/s at the shape of bench/peer_torch_ranker.py
     /// (same flags), then 500-candidate scoring latency.
     Train(crate::bench_model::PeerShape),
     /// Ranker scoring latency p50/p99 for `--candidates` rows (same flags as the peer).

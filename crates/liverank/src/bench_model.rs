@@ -1,5 +1,5 @@
 //! `liverank bench train` / `bench score`: the product's own ranker and trainer at the shape
-//! of `../shared/bench/peer_torch_ranker.py`, fed synthetic batches like the peer's, printing
+//! of `bench/peer_torch_ranker.py`, fed synthetic batches like the peer's, printing
 //! the same `RESULT` lines so one script can run both and divide.
 //!
 //! Threads: burn's flex backend runs on a rayon pool; `RAYON_NUM_THREADS=1` pins it to one
@@ -13,6 +13,7 @@ use liverank_model::{
     InputShape, RankerConfig, SeqGroups, SparseConfig, Trainer, TrunkConfig, TrunkKind,
 };
 use liverank_types::Task;
+use liverank_types::stats::quantile_sorted;
 use std::time::Instant;
 
 /// The peer's flags, same names and defaults.
@@ -125,11 +126,6 @@ impl PeerShape {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted.get(i).copied().unwrap_or(f64::NAN)
-}
-
 /// Trains, then scores; prints the score line and the train line (the peer's order).
 pub fn run(shape: &PeerShape, score_only: bool) -> Result<(), Failure> {
     let config = shape.config()?;
@@ -236,8 +232,8 @@ pub fn run(shape: &PeerShape, score_only: bool) -> Result<(), Failure> {
     println!(
         "RESULT peer=liverank-{version} task=score candidates={c} threads={} p50_ms={:.3} p99_ms={:.3}",
         shape.threads,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99)
+        quantile_sorted(&lat, 0.5),
+        quantile_sorted(&lat, 0.99)
     );
     if !score_only {
         let timed = &step_ms[step_ms.len() - shape.steps..];
@@ -249,7 +245,7 @@ pub fn run(shape: &PeerShape, score_only: bool) -> Result<(), Failure> {
             shape.threads,
             train_secs * 1e3 / shape.steps as f64,
             (shape.steps * shape.batch) as f64 / train_secs,
-            percentile(&sorted, 0.5),
+            quantile_sorted(&sorted, 0.5),
             trainer.store().len(),
             parts[0],
             parts[1],

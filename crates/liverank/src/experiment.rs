@@ -62,7 +62,9 @@ pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
     let mut table: toml::Table = text.parse().input_err("parsing the experiment file")?;
     let data: DataSection = table
         .remove("data")
-        .ok_or_else(|| Failure::Input(anyhow::anyhow!("the experiment file has no [data] section")))?
+        .ok_or_else(|| {
+            Failure::Input(anyhow::anyhow!("the experiment file has no [data] section"))
+        })?
         .try_into()
         .input_err("the [data] section")?;
     let spec: ExperimentSpec = toml::Value::Table(table)
@@ -80,8 +82,13 @@ pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
         Some(p) => load_samples(p).input_err("reading evaluation samples")?,
         None => train_all.clone(),
     };
-    let (train, eval) = split_samples(train_all, eval_all, data.policy, train_settings.train_fraction)
-        .input_err("splitting samples")?;
+    let (train, eval) = split_samples(
+        train_all,
+        eval_all,
+        data.policy,
+        train_settings.train_fraction,
+    )
+    .input_err("splitting samples")?;
     let store = match &data.history {
         Some(dir) => {
             let config = HistoryConfig {

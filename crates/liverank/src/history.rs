@@ -3,7 +3,7 @@
 //! Also `liverank bench history`: append throughput, query and GSU latency per backend.
 
 use crate::settings::Settings;
-use crate::{Failure, InputContext};
+use crate::{Failure, IngestContext, InputContext};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use liverank_history::synthetic::SyntheticHistory;
@@ -12,6 +12,7 @@ use liverank_history::{
     HistoryConfig, HistoryError, HistoryRecord, HistoryStore, MemoryStore, RedisStore,
 };
 use liverank_ingest::{ReadError, open_events, read_table};
+use liverank_types::stats::quantile_sorted;
 use liverank_types::{AuthorId, EventTime, Live, UserId, Video};
 use std::collections::HashSet;
 use std::io::Write;
@@ -27,19 +28,19 @@ pub struct HistoryArgs {
 
 /// Which store, overriding the settings' `[history]`.
 #[derive(Debug, Args, Clone)]
-struct StoreArgs {
+pub struct StoreArgs {
     /// Directory of the embedded store (default: the settings' history.path).
     #[arg(long)]
-    store: Option<PathBuf>,
+    pub store: Option<PathBuf>,
     /// Backend: embedded or redis (default: the settings' history.backend).
     #[arg(long)]
-    backend: Option<BackendKind>,
+    pub backend: Option<BackendKind>,
     /// Redis server, with --backend redis (default: the settings' history.redis_url).
     #[arg(long)]
-    redis_url: Option<String>,
+    pub redis_url: Option<String>,
     /// Prefix of the store's Redis keys (default: the settings' history.redis_prefix).
     #[arg(long)]
-    redis_prefix: Option<String>,
+    pub redis_prefix: Option<String>,
 }
 
 impl StoreArgs {
@@ -206,24 +207,27 @@ pub fn run(settings: &Settings, args: HistoryArgs) -> Result<(), Failure> {
     }
 }
 
-struct BuildArgs {
-    events: PathBuf,
-    store: StoreArgs,
-    videos: Option<PathBuf>,
-    lives: Option<PathBuf>,
-    batch: usize,
-    print_acks: bool,
-    fresh: bool,
-    quiet: bool,
+/// What `liverank history build` does (its flags; `batch` ≥ 1).
+#[derive(Debug)]
+pub struct BuildArgs {
+    pub events: PathBuf,
+    pub store: StoreArgs,
+    pub videos: Option<PathBuf>,
+    pub lives: Option<PathBuf>,
+    pub batch: usize,
+    pub print_acks: bool,
+    pub fresh: bool,
+    pub quiet: bool,
 }
 
-fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
+/// Runs `liverank history build`: appends the events' records to the store.
+pub fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
     let config = args.store.config(settings);
     let videos_path = args
         .videos
         .clone()
         .unwrap_or_else(|| beside(&args.events, "videos"));
-    let videos: Vec<Video> = read_table(&videos_path).input_err(&format!(
+    let videos: Vec<Video> = read_table(&videos_path).ingest_err(&format!(
         "reading the videos table {} (pass --videos)",
         videos_path.display()
     ))?;
@@ -233,11 +237,11 @@ fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
         .unwrap_or_else(|| beside(&args.events, "lives"));
     let lives: Vec<Live> = if args.lives.is_some() || lives_path.exists() {
         read_table(&lives_path)
-            .input_err(&format!("reading the lives table {}", lives_path.display()))?
+            .ingest_err(&format!("reading the lives table {}", lives_path.display()))?
     } else {
         Vec::new()
     };
-    let reader = open_events(&args.events).input_err("opening the events")?;
+    let reader = open_events(&args.events).ingest_err("opening the events")?;
     if args.fresh {
         match config.backend {
             BackendKind::Embedded => {
@@ -254,7 +258,7 @@ fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
         }
     }
     let store = open(&config)?;
-    let mut builder = HistoryBuilder::new(config.long_view_ms)
+    let mut builder = HistoryBuilder::new(settings.samples.long_view_ms)
         .with_videos(&videos)
         .with_lives(&lives);
     drop((videos, lives));
@@ -299,11 +303,7 @@ fn build(settings: &Settings, args: &BuildArgs) -> Result<(), Failure> {
                 builder.push(&event, &mut pending);
             }
             Err(ReadError::Record(_)) => unreadable += 1,
-            Err(ReadError::Fatal(e)) => {
-                return Err(Failure::Input(
-                    anyhow::Error::from(e).context("reading the events"),
-                ));
-            }
+            Err(ReadError::Fatal(e)) => return Err(Failure::ingest(e, "reading the events")),
         }
         if pending.len() >= args.batch {
             flush(&mut pending)?;
@@ -374,14 +374,6 @@ pub struct BenchHistoryArgs {
     redis_url: Option<String>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// Times `f` `n` times; returns (p50, p99) in microseconds.
 fn latency(
     n: usize,
@@ -394,7 +386,7 @@ fn latency(
         us.push(t.elapsed().as_secs_f64() * 1e6);
     }
     us.sort_by(f64::total_cmp);
-    Ok((percentile(&us, 50.0), percentile(&us, 99.0)))
+    Ok((quantile_sorted(&us, 0.5), quantile_sorted(&us, 0.99)))
 }
 
 /// Runs `liverank bench history`.
@@ -483,7 +475,7 @@ pub fn bench(settings: &Settings, args: &BenchHistoryArgs) -> Result<(), Failure
                 .map(drop)
                 .map_err(runtime)
         })?;
-        let assembler = GsuAssembler::from_config(&config);
+        let assembler = GsuAssembler::new(settings.model.history_len);
         let mut scratch = GsuScratch::default();
         let mut filled = 0usize;
         let (gsu50, gsu99) = latency(n, |i| {
@@ -496,7 +488,7 @@ pub fn bench(settings: &Settings, args: &BenchHistoryArgs) -> Result<(), Failure
             let gsu = assembler
                 .assemble_with(store.as_ref(), &request, &vectors, &mut scratch)
                 .map_err(runtime)?;
-            filled += gsu.named().iter().map(|(_, s)| s.filled()).sum::<usize>();
+            filled += gsu.iter().map(|(_, s)| s.filled()).sum::<usize>();
             Ok(())
         })?;
         // The five searches alone, over records already read: the assembler's own cost.

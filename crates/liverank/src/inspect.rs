@@ -1,7 +1,7 @@
 //! `liverank inspect`: summarise an event file, with the realism statistics of the
 //! simulator when its tables and ground truth sit beside the events.
 
-use crate::{Failure, InputContext};
+use crate::{Failure, IngestContext, InputContext};
 use clap::Args;
 use liverank_ingest::{DeadLetterWriter, EventFormat, read_events, read_table};
 use liverank_sim::TruthExposure;
@@ -33,7 +33,7 @@ fn sibling<T: serde::de::DeserializeOwned>(
     }
     read_table(&path)
         .map(Some)
-        .input_err(&format!("reading {}", path.display()))
+        .ingest_err(&format!("reading {}", path.display()))
 }
 
 /// Runs the command.
@@ -54,13 +54,13 @@ pub fn run(args: InspectArgs) -> Result<(), Failure> {
     );
     let mut stats = RealismStats::new(&context);
     let mut dead = match &args.dead_letters {
-        Some(p) => Some(DeadLetterWriter::create(p).input_err("opening the dead-letter file")?),
+        Some(p) => Some(DeadLetterWriter::create(p).ingest_err("opening the dead-letter file")?),
         None => None,
     };
     let read = read_events(&args.events, dead.as_mut(), |e| stats.add(&context, &e))
-        .input_err(&format!("reading {}", args.events.display()))?;
+        .ingest_err(&format!("reading {}", args.events.display()))?;
     if let Some(d) = dead {
-        d.finish().map_err(anyhow::Error::from)?;
+        d.finish().ingest_err("writing the dead-letter file")?;
     }
     let truth_triples: Option<Vec<(u64, u64, f64)>> = truth.map(|t| {
         t.iter()

@@ -9,6 +9,7 @@ mod experiment;
 mod history;
 mod inspect;
 mod pipeline;
+mod report;
 mod samples;
 mod settings;
 mod simulate;
@@ -53,6 +54,8 @@ pub enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
+    /// Write the HTML report (and its Markdown twin) of a run directory.
+    Report(report::ReportArgs),
     /// Print the effective settings (defaults ← --config ← environment) as TOML.
     Config,
 }
@@ -82,6 +85,55 @@ impl<T, E: Into<anyhow::Error>> InputContext<T> for Result<T, E> {
     fn input_err(self, msg: &str) -> Result<T, Failure> {
         self.map_err(|e| Failure::Input(e.into().context(msg.to_string())))
     }
+}
+
+impl Failure {
+    /// An ingest error by its fault class: bad input (a corrupt or missing file, a bad
+    /// record) exits 2; the environment (a full disk, a failing device, a read-only
+    /// directory) or a bug of ours exits 1.
+    pub fn ingest(e: liverank_ingest::IngestError, msg: &str) -> Failure {
+        let input = e.fault() == liverank_ingest::Fault::BadInput;
+        let e = anyhow::Error::from(e).context(msg.to_string());
+        if input {
+            Failure::Input(e)
+        } else {
+            Failure::Runtime(e)
+        }
+    }
+}
+
+/// Classifies an ingest error by its fault ([`Failure::ingest`]).
+pub trait IngestContext<T> {
+    /// Wraps the error as [`Failure::Input`] or [`Failure::Runtime`] by its fault.
+    fn ingest_err(self, msg: &str) -> Result<T, Failure>;
+}
+
+impl<T> IngestContext<T> for Result<T, liverank_ingest::IngestError> {
+    fn ingest_err(self, msg: &str) -> Result<T, Failure> {
+        self.map_err(|e| Failure::ingest(e, msg))
+    }
+}
+
+/// The entity table `stem` beside an event file, in the events' format (`users.parquet`
+/// beside `events.parquet`): `None` when there is no such file, an error (by its fault)
+/// when there is one that cannot be read: a corrupt table never silently becomes "no
+/// table".
+pub fn table_beside<T: serde::de::DeserializeOwned>(
+    events: &std::path::Path,
+    stem: &str,
+) -> Result<Option<Vec<T>>, Failure> {
+    let dir = events.parent().unwrap_or(std::path::Path::new("."));
+    let ext = events
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("parquet");
+    let path = dir.join(format!("{stem}.{ext}"));
+    if !path.exists() {
+        return Ok(None);
+    }
+    liverank_ingest::read_table(&path)
+        .map(Some)
+        .ingest_err(&format!("reading {}", path.display()))
 }
 
 fn main() -> ExitCode {
@@ -126,6 +178,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::History(args) => history::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
         Command::Experiment(args) => experiment::run(&settings, args),
+        Command::Report(args) => report::run(args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;
             print!("{text}");

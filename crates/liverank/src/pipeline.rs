@@ -1,12 +1,20 @@
 //! `liverank run`: the whole offline pipeline on the embedded defaults — simulate a preset,
 //! build realtime and complete samples, build the users' interaction history store, train
 //! the ranker on the realtime samples (with the Cross sequences read from the store), and
-//! print the evaluation on the later slice's complete labels. Each stage is the same code as its
-//! own subcommand (it is dispatched through the same parser), with its own progress bar.
+//! print the evaluation on the later slice's complete labels. Each stage is its
+//! subcommand's own function, called with its arguments built here (no argv round trip),
+//! with its own progress bar.
 
+use crate::Failure;
+use crate::history::{BuildArgs, StoreArgs};
+use crate::samples::SamplesArgs;
 use crate::settings::Settings;
-use crate::{Cli, Command, Failure};
-use clap::{Args, Parser};
+use crate::simulate::SimulateArgs;
+use crate::train::TrainArgs;
+use clap::Args;
+use liverank_history::BackendKind;
+use liverank_sim::Preset;
+use liverank_types::Policy;
 use std::path::PathBuf;
 
 /// Arguments of `liverank run`.
@@ -14,7 +22,7 @@ use std::path::PathBuf;
 pub struct RunArgs {
     /// Simulator preset.
     #[arg(long, default_value = "small")]
-    preset: String,
+    preset: Preset,
     /// Root seed of the simulator and the model.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -29,101 +37,99 @@ pub struct RunArgs {
     quiet: bool,
 }
 
-fn stage(settings: &Settings, title: &str, argv: Vec<String>) -> Result<(), Failure> {
-    println!("== {title}: liverank {}", argv[1..].join(" "));
-    let cli = Cli::try_parse_from(&argv).map_err(|e| Failure::Input(anyhow::anyhow!("{e}")))?;
-    match cli.command {
-        Command::Simulate(a) => crate::simulate::run(settings, a),
-        Command::Samples(a) => crate::samples::run(settings, a),
-        Command::Train(a) => crate::train::run(settings, a),
-        Command::History(a) => crate::history::run(settings, a),
-        _ => Err(Failure::Runtime(anyhow::anyhow!("not a pipeline stage"))),
-    }
-}
-
 /// Runs the command.
 pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
-    let dir = |name: &str| args.out.join(name).display().to_string();
-    let quiet: Vec<String> = if args.quiet {
-        vec!["--quiet".into()]
-    } else {
-        Vec::new()
-    };
-    let argv = |items: &[&str]| -> Vec<String> {
-        std::iter::once("liverank")
-            .chain(items.iter().copied())
-            .map(String::from)
-            .chain(quiet.iter().cloned())
-            .collect()
-    };
-    let seed = args.seed.to_string();
-    let epochs = args.epochs.to_string();
-    stage(
+    let dir = |name: &str| args.out.join(name);
+    let quiet = args.quiet;
+
+    println!(
+        "== 1/4 simulate: preset {}, seed {}, into {}",
+        args.preset,
+        args.seed,
+        dir("sim").display()
+    );
+    crate::simulate::run(
         settings,
-        "1/4 simulate",
-        argv(&[
-            "simulate",
-            "--preset",
-            &args.preset,
-            "--seed",
-            &seed,
-            "--out",
-            &dir("sim"),
-        ]),
+        SimulateArgs {
+            preset: Some(args.preset),
+            seed: Some(args.seed),
+            users: None,
+            hours: None,
+            out: Some(dir("sim")),
+            format: "parquet".into(),
+            out_of_order: None,
+            late: None,
+            duplicate: None,
+            malformed: None,
+            quiet,
+        },
     )?;
-    let events = format!("{}/events.parquet", dir("sim"));
-    stage(
+
+    let events = dir("sim").join("events.parquet");
+    println!(
+        "== 2/4 samples: realtime and complete, into {}",
+        dir("samples").display()
+    );
+    crate::samples::run(
         settings,
-        "2/4 samples",
-        argv(&[
-            "samples",
-            "--events",
-            &events,
-            "--out",
-            &dir("samples"),
-            "--policy",
-            "realtime",
-            "--policy",
-            "complete",
-            "--fresh",
-        ]),
+        SamplesArgs {
+            events: events.clone(),
+            out: dir("samples"),
+            policies: vec![Policy::Realtime, Policy::Complete],
+            checkpoint_every: 500_000,
+            fresh: true,
+            format: "parquet".into(),
+            no_features: false,
+            report: false,
+            quiet,
+        },
     )?;
-    stage(
+
+    println!(
+        "== 3/4 history: embedded store in {}",
+        dir("history").display()
+    );
+    crate::history::build(
         settings,
-        "3/4 history",
-        argv(&[
-            "history",
-            "build",
-            "--events",
-            &events,
-            "--store",
-            &dir("history"),
-            "--backend",
-            "embedded",
-            "--fresh",
-        ]),
+        &BuildArgs {
+            events,
+            store: StoreArgs {
+                store: Some(dir("history")),
+                backend: Some(BackendKind::Embedded),
+                redis_url: None,
+                redis_prefix: None,
+            },
+            videos: None,
+            lives: None,
+            batch: 20_000,
+            print_acks: false,
+            fresh: true,
+            quiet,
+        },
     )?;
-    let truth = format!("{}/truth_exposures.parquet", dir("sim"));
-    stage(
+
+    println!(
+        "== 4/4 train + evaluate: realtime samples, {} epochs, into {}",
+        args.epochs,
+        dir("model").display()
+    );
+    crate::train::run(
         settings,
-        "4/4 train + evaluate",
-        argv(&[
-            "train",
-            "--train-samples",
-            &dir("samples"),
-            "--policy",
-            "realtime",
-            "--history",
-            &dir("history"),
-            "--truth",
-            &truth,
-            "--out",
-            &dir("model"),
-            "--epochs",
-            &epochs,
-            "--seed",
-            &seed,
-        ]),
-    )?;
-    Ok(())
+        TrainArgs {
+            train_samples: dir("samples"),
+            eval_samples: None,
+            policy: Policy::Realtime,
+            model_config: None,
+            trunk: None,
+            seed: Some(args.seed),
+            epochs: Some(args.epochs),
+            batch_size: None,
+            train_fraction: None,
+            history: Some(dir("history")),
+            truth: Some(dir("sim").join("truth_exposures.parquet")),
+            out: Some(dir("model")),
+            resume: false,
+            quiet,
+        },
+    )
 }

@@ -6,7 +6,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use liverank_ingest::{
     DeadLetter, DeadLetterKind, EventFormat, ParquetSampleWriter, ReadError, RecordErrorKind,
-    open_events, read_table,
+    open_events,
 };
 use liverank_samples::checkpoint::{read_checkpoint, write_checkpoint};
 use liverank_samples::{FeatureContext, Output, RejectReason, SampleConfig, SampleEngine};
@@ -21,34 +21,34 @@ use std::sync::Arc;
 pub struct SamplesArgs {
     /// Event file (.parquet or .jsonl), in arrival order.
     #[arg(long)]
-    events: PathBuf,
+    pub events: PathBuf,
     /// Output directory: samples (Parquet segments or samples.jsonl), dead_letters.jsonl,
     /// checkpoint.bin, summary.json.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Labelling policy; repeat for several in one pass. Default: the settings' [samples].
     #[arg(long = "policy")]
-    policies: Vec<Policy>,
+    pub policies: Vec<Policy>,
     /// Write a checkpoint every this many input records (0: only at the end).
     #[arg(long, default_value_t = 500_000)]
-    checkpoint_every: u64,
+    pub checkpoint_every: u64,
     /// Start over even if a checkpoint exists in the output directory.
     #[arg(long)]
-    fresh: bool,
+    pub fresh: bool,
     /// Sample file format: Parquet segments (`samples-NNNNN.parquet`, one per checkpoint
     /// interval) or one `samples.jsonl`.
     #[arg(long, default_value = "parquet", value_parser = ["parquet", "jsonl"])]
-    format: String,
+    pub format: String,
     /// Leave the (large) feature block out of the samples.
     #[arg(long)]
-    no_features: bool,
+    pub no_features: bool,
     /// Print the label-consistency table (share of complete positives each policy
     /// captures, and the capture delay). Runs every policy.
     #[arg(long)]
-    report: bool,
+    pub report: bool,
     /// No progress bar.
     #[arg(long, short)]
-    quiet: bool,
+    pub quiet: bool,
 }
 
 enum SampleSink {
@@ -195,16 +195,6 @@ impl Outputs {
     }
 }
 
-fn sibling<T: serde::de::DeserializeOwned>(events: &Path, stem: &str) -> Vec<T> {
-    let dir = events.parent().unwrap_or(Path::new("."));
-    let ext = events
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("parquet");
-    let path = dir.join(format!("{stem}.{ext}"));
-    read_table(&path).unwrap_or_default()
-}
-
 /// Runs the command.
 pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<(), Failure> {
     EventFormat::from_path(&args.events).input_err("unsupported event file")?;
@@ -224,8 +214,9 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
     };
     config.validate().input_err("invalid sample settings")?;
     std::fs::create_dir_all(&args.out).map_err(anyhow::Error::from)?;
-    let users: Vec<User> = sibling(&args.events, "users");
-    let authors: Vec<Author> = sibling(&args.events, "authors");
+    // Optional tables (unknown ids give no features), but a table that is there must read.
+    let users: Vec<User> = crate::table_beside(&args.events, "users")?.unwrap_or_default();
+    let authors: Vec<Author> = crate::table_beside(&args.events, "authors")?.unwrap_or_default();
     let context = Arc::new(FeatureContext::new(&users, &authors));
     let checkpoint = args.out.join("checkpoint.bin");
     if args.fresh {

@@ -57,6 +57,7 @@ impl Settings {
         settings.sim.validate()?;
         settings.samples.validate()?;
         settings.model.validate()?;
+        settings.train.validate()?;
         settings.history.validate()?;
         Ok(settings)
     }
@@ -137,5 +138,141 @@ mod tests {
         let env = vec![("LIVERANK__SIM__USERS".to_string(), "0".to_string())];
         let e = format!("{:#}", Settings::load(None, env).unwrap_err());
         assert!(e.contains("users"), "{e}");
+    }
+
+    /// Every leaf key of `default.toml` as a dotted path with its value.
+    fn leaves(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+        for (k, v) in table {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(t) => leaves(&path, t, out),
+                v => out.push((path, v.clone())),
+            }
+        }
+    }
+
+    fn get<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+        let mut parts = path.split('.');
+        let mut v = table.get(parts.next()?)?;
+        for p in parts {
+            v = v.as_table()?.get(p)?;
+        }
+        Some(v)
+    }
+
+    fn as_table(s: &Settings) -> toml::Table {
+        match toml::Value::try_from(s).unwrap() {
+            toml::Value::Table(t) => t,
+            other => panic!("settings serialise to {other:?}"),
+        }
+    }
+
+    /// A different valid value for a key (enums and lists by name).
+    fn changed(path: &str, v: &toml::Value) -> toml::Value {
+        use toml::Value as V;
+        let s = |x: &str| V::String(x.into());
+        match (path, v) {
+            ("samples.policies", _) => V::Array(vec![s("complete")]),
+            ("samples.tasks" | "model.tasks", _) => V::Array(vec![s("click")]),
+            ("model.task_weights", _) => V::Array(vec![V::Float(2.0); 7]),
+            ("model.hidden", _) => V::Array(vec![V::Integer(64)]),
+            ("model.tower_hidden", _) => V::Array(vec![]),
+            ("model.history_sequences", _) => V::Array(vec![s("long")]),
+            ("model.loss", _) => s("pu"),
+            ("model.trunk.kind", _) => s("cgc"),
+            ("model.sparse.optimizer", _) => s("ftrl"),
+            ("history.backend", _) => s("redis"),
+            (_, V::String(x)) => V::String(format!("{x}-other")),
+            (_, V::Integer(i)) => V::Integer(i + 1),
+            (_, V::Float(f)) if *f == 0.0 => V::Float(0.01),
+            (_, V::Float(f)) => V::Float(f * 0.5),
+            (_, V::Boolean(b)) => V::Boolean(!b),
+            (p, other) => panic!("no changed value for {p} = {other}"),
+        }
+    }
+
+    /// The key table: `default.toml` holds exactly the settings' fields (deserialising
+    /// denies unknown keys; serialising the result gives back every key of the file and no
+    /// other, with the same values), and every key, changed alone, changes the loaded
+    /// settings at that key and nowhere else. A key that were parsed but dropped
+    /// (`serde(skip)`, a field missing from the file, two keys feeding one field) fails.
+    #[test]
+    fn every_default_key_is_a_field_and_changing_it_changes_that_setting() {
+        let file: toml::Table = DEFAULT_TOML.parse().unwrap();
+        let mut keys = Vec::new();
+        leaves("", &file, &mut keys);
+        assert!(keys.len() > 60, "{} keys", keys.len());
+        let defaults = Settings::load(None, Vec::new()).unwrap();
+        let round = as_table(&defaults);
+        let mut fields = Vec::new();
+        leaves("", &round, &mut fields);
+        let key_names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        let field_names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        let mut a = key_names.clone();
+        let mut b = field_names.clone();
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b, "default.toml keys vs settings fields");
+        for (path, value) in &keys {
+            assert_eq!(get(&round, path), Some(value), "{path} round trip");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        for (path, value) in &keys {
+            let new = changed(path, value);
+            // The one key in a user file.
+            let (section, key) = path.rsplit_once('.').unwrap_or(("", path));
+            let mut table = toml::Table::new();
+            table.insert(key.to_string(), new.clone());
+            let mut doc = toml::Value::Table(table);
+            if !section.is_empty() {
+                for part in section.rsplit('.') {
+                    let mut t = toml::Table::new();
+                    t.insert(part.to_string(), doc);
+                    doc = toml::Value::Table(t);
+                }
+            }
+            let file = dir.path().join("one.toml");
+            std::fs::write(&file, toml::to_string(&doc).unwrap()).unwrap();
+            let loaded = Settings::load(Some(&file), Vec::new())
+                .unwrap_or_else(|e| panic!("{path} = {new}: {e:#}"));
+            let got = as_table(&loaded);
+            assert_eq!(get(&got, path), Some(&new), "{path} not read");
+            let mut after = Vec::new();
+            leaves("", &got, &mut after);
+            let moved: Vec<&str> = after
+                .iter()
+                .filter(|(k, v)| get(&round, k) != Some(v))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            assert_eq!(moved, [path.as_str()], "{path} changed other settings");
+        }
+    }
+
+    #[test]
+    fn every_section_is_validated() {
+        for (var, value, needle) in [
+            ("LIVERANK__TRAIN__BATCH_SIZE", "0", "batch_size"),
+            ("LIVERANK__TRAIN__EPOCHS", "0", "epochs"),
+            ("LIVERANK__TRAIN__TRAIN_FRACTION", "1.0", "train_fraction"),
+            ("LIVERANK__MODEL__SPARSE__ADAM_BETA2", "1.0", "adam_beta2"),
+            ("LIVERANK__MODEL__SPARSE__MIN_COUNT", "0", "min_count"),
+            ("LIVERANK__MODEL__EMBEDDING_DIM", "0", "embedding_dim"),
+            ("LIVERANK__HISTORY__RETENTION", "0", "retention"),
+            ("LIVERANK__SIM__PAGE_SIZE", "0", "page_size"),
+            (
+                "LIVERANK__SAMPLES__FLUSH_INTERVAL_MS",
+                "0",
+                "flush_interval",
+            ),
+        ] {
+            let env = vec![(var.to_string(), value.to_string())];
+            let e = format!("{:#}", Settings::load(None, env).unwrap_err());
+            assert!(e.contains(needle), "{var}={value}: {e}");
+        }
     }
 }

@@ -14,37 +14,37 @@ use std::time::Instant;
 pub struct SimulateArgs {
     /// Size preset: tiny (tests), small (demo), large. Default: the settings' [sim] section.
     #[arg(long)]
-    preset: Option<Preset>,
+    pub preset: Option<Preset>,
     /// Root seed (overrides settings and preset).
     #[arg(long)]
-    seed: Option<u64>,
+    pub seed: Option<u64>,
     /// Number of users (overrides settings and preset).
     #[arg(long)]
-    users: Option<u32>,
+    pub users: Option<u32>,
     /// Hours of simulated time (overrides settings and preset).
     #[arg(long)]
-    hours: Option<u32>,
+    pub hours: Option<u32>,
     /// Output directory. Default: <data_dir>/sim.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Event and table file format.
     #[arg(long, default_value = "parquet", value_parser = ["parquet", "jsonl"])]
-    format: String,
+    pub format: String,
     /// Share of events delivered out of order within the lateness.
     #[arg(long)]
-    out_of_order: Option<f64>,
+    pub out_of_order: Option<f64>,
     /// Share of events delivered beyond the lateness.
     #[arg(long)]
-    late: Option<f64>,
+    pub late: Option<f64>,
     /// Share of events delivered twice.
     #[arg(long)]
-    duplicate: Option<f64>,
+    pub duplicate: Option<f64>,
     /// Share of extra malformed records.
     #[arg(long)]
-    malformed: Option<f64>,
+    pub malformed: Option<f64>,
     /// No progress bar.
     #[arg(long, short)]
-    quiet: bool,
+    pub quiet: bool,
 }
 
 impl SimulateArgs {

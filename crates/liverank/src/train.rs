@@ -2,10 +2,12 @@
 //! held-out `complete` labels, popularity and (with the simulator's truth) oracle baselines.
 
 use crate::settings::Settings;
-use crate::{Failure, InputContext};
+use crate::{Failure, IngestContext, InputContext};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use liverank_history::{EmbeddedStore, GsuAssembler, HistoryConfig};
+use liverank_history::{
+    BackendKind, EmbeddedStore, GsuAssembler, HistoryConfig, HistoryStore, RedisStore,
+};
 use liverank_model::{LossKind, RankerConfig, Trainer, TrunkKind};
 use liverank_train::offline::{popularity_click_auc, sample_shape};
 use liverank_train::{
@@ -49,7 +51,8 @@ pub struct TrainArgs {
     pub train_fraction: Option<f64>,
     /// Embedded history store (built by `liverank history build` from the same events):
     /// the Cross sequences of every sample are read from it as they were at the exposure.
-    /// Without it, a model configured with history sequences sees them empty.
+    /// Without it, training reads the settings' Redis store when `history.backend` is
+    /// redis, and otherwise a model configured with history sequences sees them empty.
     #[arg(long)]
     pub history: Option<PathBuf>,
     /// The simulator's truth_exposures.parquet: report the oracle click AUC on the same
@@ -93,6 +96,72 @@ pub fn model_config(settings: &Settings, args: &TrainArgs) -> Result<RankerConfi
     Ok(config)
 }
 
+/// The history store training reads: `--history DIR` (an embedded store there), else the
+/// settings' Redis store when `history.backend = "redis"`, else none.
+fn open_history(
+    history: &HistoryConfig,
+    args: &TrainArgs,
+    config: &RankerConfig,
+) -> Result<Option<Box<dyn HistoryStore>>, Failure> {
+    // Training reads every user again and again: keep them all decoded.
+    let history = HistoryConfig {
+        cache_users: 1 << 20,
+        ..history.clone()
+    };
+    history.validate().map_err(|e| {
+        Failure::Input(anyhow::Error::from(e).context("invalid [history] settings"))
+    })?;
+    match (&args.history, history.backend) {
+        (Some(dir), BackendKind::Embedded) => {
+            if !dir.join(liverank_history::embedded::FILE_NAME).exists() {
+                return Err(Failure::Input(anyhow::anyhow!(
+                    "--history {}: no history store there (build one with `liverank history build --events … --store {}`)",
+                    dir.display(),
+                    dir.display()
+                )));
+            }
+            // Read-only: several trainings (seeds, policies) can share one store.
+            let store =
+                EmbeddedStore::open_read_only(dir, &history).input_err("opening --history")?;
+            Ok(Some(Box::new(store)))
+        }
+        (Some(dir), BackendKind::Redis) => Err(Failure::Input(anyhow::anyhow!(
+            "--history {} names an embedded store, but history.backend is redis (the store at {} under prefix {}): drop --history, or set history.backend = \"embedded\"",
+            dir.display(),
+            history.redis_url,
+            history.redis_prefix
+        ))),
+        (None, BackendKind::Redis) => {
+            let store = RedisStore::connect(&history).map_err(|e| {
+                Failure::Runtime(
+                    anyhow::Error::from(e).context("connecting to the Redis history store"),
+                )
+            })?;
+            Ok(Some(Box::new(store)))
+        }
+        (None, BackendKind::Embedded) => {
+            if !config.history_sequences.is_empty() && !args.quiet {
+                eprintln!(
+                    "note: the model has {} history sequences but no --history store was given: they stay empty",
+                    config.history_sequences.len()
+                );
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// A training error by its class: bad input exits 2, anything else 1.
+fn train_failure(e: liverank_train::TrainError, msg: &str) -> Failure {
+    let input = e.is_bad_input();
+    let e = anyhow::Error::from(e).context(msg.to_string());
+    if input {
+        Failure::Input(e)
+    } else {
+        Failure::Runtime(e)
+    }
+}
+
 /// Result of a training run, for the caller to print or aggregate.
 #[derive(Debug)]
 pub struct TrainOutcome {
@@ -114,26 +183,25 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
     let history_settings = settings.history.clone();
     let settings = TrainSettings {
         epochs: args.epochs.unwrap_or(settings.train.epochs),
-        batch_size: args.batch_size.unwrap_or(settings.train.batch_size).max(1),
+        batch_size: args.batch_size.unwrap_or(settings.train.batch_size),
         train_fraction: args.train_fraction.unwrap_or(settings.train.train_fraction),
         shuffle: settings.train.shuffle,
         pipeline: settings.train.pipeline,
         soft_refresh_steps: settings.train.soft_refresh_steps,
     };
-    if settings.train_fraction <= 0.0 || settings.train_fraction >= 1.0 {
-        return Err(Failure::Input(anyhow::anyhow!(
-            "train_fraction must lie in (0, 1), got {}",
-            settings.train_fraction
-        )));
-    }
-    let train_all = load_samples(&args.train_samples).input_err("reading training samples")?;
+    settings.validate().map_err(|e| Failure::Input(e.into()))?;
+    let train_all = load_samples(&args.train_samples)
+        .map_err(|e| train_failure(e, "reading training samples"))?;
     let eval_all = match &args.eval_samples {
-        Some(p) => load_samples(p).input_err("reading evaluation samples")?,
+        Some(p) => load_samples(p).map_err(|e| train_failure(e, "reading evaluation samples"))?,
         None => train_all.clone(),
     };
     let (train_rows, eval_rows) =
         split_samples(train_all, eval_all, args.policy, settings.train_fraction)
             .input_err("splitting samples")?;
+    // Priors set to "from the data" are fixed here, from the training slice, and travel in
+    // the checkpoint's configuration.
+    let config = config.with_data_priors(&train_rows);
     let ckpt = args.out.as_ref().map(|d| d.join("model.ckpt"));
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).input_err("creating --out")?;
@@ -145,37 +213,8 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
         _ => Trainer::new(config.clone(), sample_shape(&config))
             .map_err(|e| Failure::Input(e.into()))?,
     };
-    let history_store = match &args.history {
-        Some(dir) => {
-            if !dir.join(liverank_history::embedded::FILE_NAME).exists() {
-                return Err(Failure::Input(anyhow::anyhow!(
-                    "--history {}: no history store there (build one with `liverank history build --events … --store {}`)",
-                    dir.display(),
-                    dir.display()
-                )));
-            }
-            // Training reads every user again and again: keep them all decoded.
-            let history_config = HistoryConfig {
-                cache_users: 1 << 20,
-                ..history_settings.clone()
-            };
-            // Read-only: several trainings (seeds, policies) can share one store.
-            Some(
-                EmbeddedStore::open_read_only(dir, &history_config)
-                    .input_err("opening --history")?,
-            )
-        }
-        None => {
-            if !config.history_sequences.is_empty() && !args.quiet {
-                eprintln!(
-                    "note: the model has {} history sequences but no --history store was given: they stay empty",
-                    config.history_sequences.len()
-                );
-            }
-            None
-        }
-    };
-    let history = history_store.as_ref().map(|store| HistorySource {
+    let history_store = open_history(&history_settings, args, &config)?;
+    let history = history_store.as_deref().map(|store| HistorySource {
         store,
         assembler: GsuAssembler::new(config.history_len),
     });
@@ -224,7 +263,7 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
     let oracle_auc = match &args.truth {
         Some(path) => {
             let truth: Vec<liverank_sim::TruthExposure> =
-                liverank_ingest::read_table(path).input_err("reading --truth")?;
+                liverank_ingest::read_table(path).ingest_err("reading --truth")?;
             let p: HashMap<(u64, u64), f64> = truth
                 .iter()
                 .map(|t| ((t.request_id.0, t.live.0), t.p_click))
@@ -254,11 +293,12 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
             "oracle_click_auc": oracle_auc,
             "train_samples_per_s": run.rows_per_s,
         });
-        std::fs::write(
-            dir.join("evaluation.json"),
-            serde_json::to_vec_pretty(&json).map_err(anyhow::Error::from)?,
+        let path = dir.join("evaluation.json");
+        liverank_fs::write_atomic_bytes(
+            &path,
+            &serde_json::to_vec_pretty(&json).map_err(anyhow::Error::from)?,
         )
-        .map_err(anyhow::Error::from)?;
+        .map_err(|e| anyhow::Error::from(e).context(format!("writing {}", path.display())))?;
     }
     Ok(TrainOutcome {
         evaluation,

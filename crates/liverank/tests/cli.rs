@@ -194,3 +194,68 @@ fn default_config_prints_and_round_trips() {
     let parsed: toml::Table = text.parse().unwrap();
     assert_eq!(parsed["sim"]["seed"].as_integer(), Some(7));
 }
+
+/// The fault class of an ingest error decides the exit code: a device that fails (here
+/// `/dev/full`, which refuses every write with ENOSPC) is the environment, exit 1 — not
+/// bad input, exit 2 — while a corrupt input file still exits 2.
+#[test]
+fn a_full_disk_exits_1_and_corrupt_input_exits_2() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full on this system");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Enough malformed lines that the dead letters overflow the writer's buffer while the
+    // events are still being read.
+    let events = tmp.path().join("events.jsonl");
+    let bad: String = (0..4000).map(|i| format!("{{not json {i}\n")).collect();
+    std::fs::write(&events, bad).unwrap();
+    let o = liverank(&[
+        "inspect",
+        events.to_str().unwrap(),
+        "--dead-letters",
+        "/dev/full",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("/dev/full"), "{err}");
+    // The same command on a corrupt Parquet file: bad input.
+    let corrupt = tmp.path().join("events.parquet");
+    std::fs::write(&corrupt, b"PAR1 this is not a parquet file PAR1").unwrap();
+    let o = liverank(&["inspect", corrupt.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A users table that is there but cannot be read is an error naming it, not samples
+/// built without user features; without the file the samples are built (features empty).
+#[test]
+fn a_corrupt_users_table_is_an_error_not_missing_features() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = tmp.path().join("sim");
+    simulate(&sim, "3", "parquet");
+    std::fs::write(sim.join("users.parquet"), b"PAR1 garbage PAR1").unwrap();
+    let events = sim.join("events.parquet");
+    let out = tmp.path().join("samples");
+    let run = |out: &Path| {
+        liverank(&[
+            "samples",
+            "--events",
+            events.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+    };
+    let o = run(&out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("users.parquet"), "{err}");
+    std::fs::remove_file(sim.join("users.parquet")).unwrap();
+    let o = run(&tmp.path().join("samples2"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

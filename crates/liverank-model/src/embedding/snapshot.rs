@@ -233,45 +233,16 @@ impl EmbeddingStore {
         Ok(store)
     }
 
-    /// Writes a snapshot atomically: a temporary file beside `path` (`<name>.tmp`), fsync,
-    /// rename over `path`, then a best-effort fsync of the directory. A crash leaves either
-    /// the old file or the new one, never a torn one.
+    /// Writes a snapshot atomically (`liverank_fs::write_atomic`: a temporary file beside
+    /// `path`, fsync, rename over `path`, fsync of the directory). A crash leaves either
+    /// the old file or the new one, never a torn one, and no temporary file.
     pub fn write_snapshot(&self, path: &std::path::Path) -> Result<()> {
-        let io = |source| EmbeddingError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut name = path
-            .file_name()
-            .ok_or_else(|| {
-                io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "snapshot path has no file name",
-                ))
-            })?
-            .to_os_string();
-        name.push(".tmp");
-        let tmp = path.with_file_name(name);
-        let written = (|| {
-            let mut file = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut file, &self.to_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if let Err(source) = written {
-            // Best effort: the error that matters is the one being returned.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io(source));
-        }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => std::path::Path::new("."),
-        };
-        // Durability of the rename; not every platform can open a directory, so best effort.
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        liverank_fs::write_atomic_bytes(path, &self.to_bytes()).map_err(|source| {
+            EmbeddingError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+        })
     }
 
     /// Reads a snapshot file written by [`EmbeddingStore::write_snapshot`].
