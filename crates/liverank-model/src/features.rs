@@ -2,12 +2,13 @@
 //!
 //! The sequence axis holds the groups end to end: first the room's product sequence
 //! (queried by the target live, field 0), then one group per configured Cross history
-//! sequence (queried by the target's category, field 3). A history position sums the
-//! item's key (video or live) and its category's key; the category keys share the
-//! namespace of the target's category field, so the attention score of a history item
-//! in the target's category starts from the same row on both sides. Each history group
-//! also adds two dense inputs: its filled share and the share of its items in the target's
-//! category (the interest signal the simulator's click model is built on).
+//! sequence, the multi-head ESU queried by the target live's fields
+//! ([`TARGET_QUERY_FIELDS`]; with `esu_heads = 0` single-head, queried by the target's
+//! category, field 3). A history position sums five keys ([`SEQ_SUBKEYS`]): the item
+//! (video or live), its author, its category (the same namespaces as the target's author
+//! and category fields), its watch-time bucket and its age at the exposure. Each history
+//! group also adds two dense inputs: its filled share and the share of its items in the
+//! target's category (the interest signal the simulator's click model is built on).
 //!
 //! Framework-free on purpose: the batch is plain vectors, so building it can run on another
 //! thread than the tensor work, and tests can check it without burn.

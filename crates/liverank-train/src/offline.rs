@@ -63,6 +63,9 @@ impl TrainSettings {
     /// Checks the values: at least one epoch, a positive batch, a split inside (0, 1).
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| Err(TrainError::Config(reason));
+        if self.soft_refresh_steps == 0 {
+            return bad("soft_refresh_steps must be at least 1".into());
+        }
         if self.epochs == 0 {
             return bad("epochs must be at least 1".into());
         }

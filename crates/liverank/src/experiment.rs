@@ -77,6 +77,9 @@ pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
         train_fraction: data.train_fraction.unwrap_or(settings.train.train_fraction),
         ..settings.train.clone()
     };
+    train_settings
+        .validate()
+        .input_err("the [data] section's training settings")?;
     let train_all = load_samples(&data.train_samples).input_err("reading training samples")?;
     let eval_all = match &data.eval_samples {
         Some(p) => load_samples(p).input_err("reading evaluation samples")?,
@@ -99,7 +102,8 @@ pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
         }
         None => None,
     };
-    let mut base = settings.model.clone();
+    // Priors set to "from the data" are fixed from the training slice, as `train` does.
+    let mut base = settings.model.clone().with_data_priors(&train);
     if data.policy == Policy::Fastslow {
         base.loss = liverank_model::LossKind::Pu;
     }
