@@ -316,20 +316,21 @@ fn info_nce_gradients_match_hand_values_and_finite_differences() {
     let o = [[1.0, 0.0], [s, s]];
     let a = [[1.0, 0.0], [0.0, 1.0]];
     let mut want = [0.0f64; 4];
-    for r in 0..2 {
-        let logits: Vec<f64> = (0..2)
-            .map(|c| (a[r][0] * o[c][0] + a[r][1] * o[c][1]) / tau)
+    for (r, (ar, out)) in a.iter().zip(want.chunks_exact_mut(2)).enumerate() {
+        let logits: Vec<f64> = o
+            .iter()
+            .map(|oc| (ar[0] * oc[0] + ar[1] * oc[1]) / tau)
             .collect();
         let z: f64 = logits.iter().map(|l| l.exp()).sum();
         let mut g = [0.0f64; 2];
-        for c in 0..2 {
-            let coef = (logits[c].exp() / z - if r == c { 1.0 } else { 0.0 }) / (tau * 2.0);
-            g[0] += coef * o[c][0];
-            g[1] += coef * o[c][1];
+        for (c, (logit, oc)) in logits.iter().zip(&o).enumerate() {
+            let coef = (logit.exp() / z - if r == c { 1.0 } else { 0.0 }) / (tau * 2.0);
+            g[0] += coef * oc[0];
+            g[1] += coef * oc[1];
         }
-        let along = g[0] * a[r][0] + g[1] * a[r][1];
-        want[2 * r] = g[0] - along * a[r][0];
-        want[2 * r + 1] = g[1] - along * a[r][1];
+        let along = g[0] * ar[0] + g[1] * ar[1];
+        out[0] = g[0] - along * ar[0];
+        out[1] = g[1] - along * ar[1];
     }
     let leaf = tensor(&[1.0, 0.0, 0.0, 1.0], [2, 2], true);
     let grads = info_nce(
