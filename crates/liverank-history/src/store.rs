@@ -13,7 +13,6 @@
 use crate::error::{HistoryError, Result};
 use crate::record::{Domain, HistoryRecord};
 use liverank_types::{AuthorId, CategoryId, EventTime, UserId};
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -160,24 +159,7 @@ impl Deref for SharedHistory {
     }
 }
 
-/// Item vectors for soft search, e.g. the model's embedding table. Lives and videos have
-/// separate id spaces, hence the domain.
-pub trait ItemVectors {
-    /// The item's vector, if it has one. Every vector must have the query's length.
-    fn vector(&self, domain: Domain, item: u64) -> Option<&[f32]>;
-}
-
-impl<T: ItemVectors + ?Sized> ItemVectors for &T {
-    fn vector(&self, domain: Domain, item: u64) -> Option<&[f32]> {
-        (**self).vector(domain, item)
-    }
-}
-
-impl ItemVectors for HashMap<(Domain, u64), Vec<f32>> {
-    fn vector(&self, domain: Domain, item: u64) -> Option<&[f32]> {
-        self.get(&(domain, item)).map(Vec::as_slice)
-    }
-}
+pub use liverank_types::history::ItemVectors;
 
 /// A dense embedding table per domain: row `item` of width `dim`, as a model's tables are
 /// laid out. Items past the end have no vector.
@@ -410,7 +392,7 @@ mod tests {
 
     #[test]
     fn vector_fn_borrows_from_a_table() {
-        let table: HashMap<u64, Vec<f32>> = HashMap::from([(1, vec![1.0, 2.0])]);
+        let table = std::collections::HashMap::<u64, Vec<f32>>::from([(1, vec![1.0, 2.0])]);
         let vectors = VectorFn::new(|_, item| table.get(&item).map(Vec::as_slice));
         assert_eq!(vectors.vector(Domain::Live, 1), Some(&[1.0f32, 2.0][..]));
         assert_eq!(vectors.vector(Domain::Live, 2), None);

@@ -228,6 +228,17 @@ pub struct RankerConfig {
     /// the shares of video plays, long views and live sessions in the target's category and
     /// of live sessions with the target's author.
     pub history_profile: bool,
+    /// Heads of the ESU (Moment&Cross eq. 7): each history group is a multi-head target
+    /// attention whose query is projected from the target live's fields (live, author,
+    /// category, author type, fans bucket, room age). 0 = the single-head attention without
+    /// parameters queried by the target's category alone (decision 21).
+    pub esu_heads: usize,
+    /// λ of the contrastive alignment (eq. 6): InfoNCE between L2(mean(V_mixed)) and
+    /// L2(mean(V_x)) for every other configured history sequence x, with in-batch
+    /// negatives, added to the ranking loss with this weight. 0 = off.
+    pub contrastive_weight: f32,
+    /// Temperature τ of the contrastive InfoNCE.
+    pub contrastive_temperature: f32,
     /// Prior share of the target's category in the profile's smoothed log share of plays;
     /// 0 = from the data (`liverank train` sets it to one over the number of room
     /// categories among the training samples; unset, each user's own spread decides).
@@ -255,9 +266,18 @@ impl Default for RankerConfig {
             tower_hidden: vec![32],
             stat_lookback: 8,
             product_seq_len: 20,
-            history_sequences: vec![GsuKind::Short, GsuKind::AidHard, GsuKind::Mixed],
+            history_sequences: vec![
+                GsuKind::Short,
+                GsuKind::Long,
+                GsuKind::AidHard,
+                GsuKind::LiveLong,
+                GsuKind::Mixed,
+            ],
             history_len: 50,
             history_profile: true,
+            esu_heads: 4,
+            contrastive_weight: 0.1,
+            contrastive_temperature: 0.1,
             history_prior: 0.0,
             history_prior_plays: 3.1,
             learning_rate: 1e-3,
@@ -307,6 +327,18 @@ impl RankerConfig {
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = self.history_sequences.iter().find(|h| !seen.insert(**h)) {
             return bad(format!("history sequence `{}` listed twice", dup.as_str()));
+        }
+        if self.esu_heads > 0 && !self.embedding_dim.is_multiple_of(self.esu_heads) {
+            return bad(format!(
+                "esu_heads {} must divide embedding_dim {}",
+                self.esu_heads, self.embedding_dim
+            ));
+        }
+        if !(self.contrastive_weight >= 0.0 && self.contrastive_weight.is_finite()) {
+            return bad("contrastive_weight must be finite and >= 0".into());
+        }
+        if !(self.contrastive_temperature > 0.0 && self.contrastive_temperature.is_finite()) {
+            return bad("contrastive_temperature must be finite and > 0".into());
         }
         if !(0.0..=1.0).contains(&self.history_prior) {
             return bad(format!(

@@ -2,12 +2,13 @@
 //!
 //! The sequence axis holds the groups end to end: first the room's product sequence
 //! (queried by the target live, field 0), then one group per configured Cross history
-//! sequence (queried by the target's category, field 3). A history position sums the
-//! item's key (video or live) and its category's key; the category keys share the
-//! namespace of the target's category field, so the attention score of a history item
-//! in the target's category starts from the same row on both sides. Each history group
-//! also adds two dense inputs: its filled share and the share of its items in the target's
-//! category (the interest signal the simulator's click model is built on).
+//! sequence, the multi-head ESU queried by the target live's fields
+//! ([`TARGET_QUERY_FIELDS`]; with `esu_heads = 0` single-head, queried by the target's
+//! category, field 3). A history position sums five keys ([`SEQ_SUBKEYS`]): the item
+//! (video or live), its author, its category (the same namespaces as the target's author
+//! and category fields), its watch-time bucket and its age at the exposure. Each history
+//! group also adds two dense inputs: its filled share and the share of its items in the
+//! target's category (the interest signal the simulator's click model is built on).
 //!
 //! Framework-free on purpose: the batch is plain vectors, so building it can run on another
 //! thread than the tensor work, and tests can check it without burn.
@@ -59,8 +60,19 @@ pub enum KeyKind {
     Product = 15,
     /// Product leaf category c3.
     ProductC3 = 16,
+    /// Product top category c1.
+    ProductC1 = 21,
+    /// Product middle category c2.
+    ProductC2 = 22,
     /// A short video (history sequences).
     Video = 17,
+    /// Watch-time bucket of a history interaction (per domain, log2 seconds).
+    WatchBucket = 18,
+    /// Age of a history interaction at the exposure (log2 minutes).
+    HistoryAge = 19,
+    /// The one key of a sub-key slot a sequence group does not use (product positions
+    /// have four attributes, history positions five): a learned constant.
+    Filler = 20,
     /// Reserved for synthetic benchmarks.
     Synthetic = 255,
 }
@@ -74,11 +86,16 @@ pub fn key(kind: KeyKind, raw: u64) -> u64 {
 
 /// Number of sparse fields the sample pipeline produces; field 0 is the target live.
 pub const SAMPLE_FIELDS: usize = 14;
-/// Sub-keys per sequence position: the product and its c3 category, or the history item
-/// and its category, summed.
-pub const PRODUCT_SUBKEYS: usize = 2;
-/// Field index of the target's category: the query of the history groups.
+/// Sub-keys per sequence position, summed into its embedding: a product, its c1, c2, c3
+/// and the filler; or a history item, its author, its category, its watch-time bucket and
+/// its age at the exposure.
+pub const SEQ_SUBKEYS: usize = 5;
+/// Field index of the target's category: the query of single-head history groups.
 pub const CATEGORY_FIELD: usize = 3;
+/// The target live's fields the multi-head ESU's query is projected from (a bit set):
+/// live 0, author 2, category 3, author type 4, fans bucket 5, room age 13.
+pub const TARGET_QUERY_FIELDS: u32 =
+    (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 13);
 /// Dense inputs of the history profile ([`RankerConfig::history_profile`]).
 pub const PROFILE_DENSE: usize = 7;
 
@@ -218,6 +235,7 @@ pub struct FeatureBuilder {
     history: Vec<GsuKind>,
     history_len: usize,
     history_profile: bool,
+    esu_heads: usize,
     history_prior: f32,
     history_prior_plays: f32,
 }
@@ -232,6 +250,7 @@ impl FeatureBuilder {
             history: config.history_sequences.clone(),
             history_len: config.history_len,
             history_profile: config.history_profile,
+            esu_heads: config.esu_heads,
             history_prior: config.history_prior,
             history_prior_plays: config.history_prior_plays,
         }
@@ -265,14 +284,17 @@ impl FeatureBuilder {
     pub fn groups(&self) -> SeqGroups {
         let mut groups = SeqGroups::NONE;
         let all = (self.product_seq_len > 0)
-            .then_some(SeqGroup {
-                len: self.product_seq_len,
-                query_field: 0,
-            })
+            .then_some(SeqGroup::plain(self.product_seq_len, 0))
             .into_iter()
             .chain(self.history.iter().map(|_| SeqGroup {
                 len: self.history_len,
                 query_field: CATEGORY_FIELD,
+                heads: self.esu_heads,
+                query_fields: if self.esu_heads > 0 {
+                    TARGET_QUERY_FIELDS
+                } else {
+                    0
+                },
             }));
         for g in all {
             // RankerConfig::validate bounds the count.
@@ -281,13 +303,27 @@ impl FeatureBuilder {
         groups
     }
 
+    /// Each configured history sequence with its group's first position on the sequence
+    /// axis and its length (the contrastive loss reads them).
+    pub fn history_groups(&self) -> Vec<(GsuKind, usize, usize)> {
+        let mut at = self.product_seq_len;
+        self.history
+            .iter()
+            .map(|&h| {
+                let start = at;
+                at += self.history_len;
+                (h, start, self.history_len)
+            })
+            .collect()
+    }
+
     /// The network input shape of this builder's rows.
     pub fn shape(&self) -> InputShape {
         let groups = self.groups();
         InputShape {
             fields: SAMPLE_FIELDS,
             seq_len: groups.total_len(),
-            seq_subkeys: PRODUCT_SUBKEYS,
+            seq_subkeys: SEQ_SUBKEYS,
             dense: self.dense_dim(),
             groups,
         }
@@ -298,7 +334,7 @@ impl FeatureBuilder {
         FeatureBatch::with_shape(
             SAMPLE_FIELDS,
             self.groups().total_len(),
-            PRODUCT_SUBKEYS,
+            SEQ_SUBKEYS,
             self.dense_dim(),
             self.tasks.len(),
         )
@@ -352,12 +388,17 @@ impl FeatureBuilder {
         let take = f.products.len().min(self.product_seq_len);
         let pad = self.product_seq_len - take;
         for _ in 0..pad {
-            batch.seq_keys.extend_from_slice(&[0; PRODUCT_SUBKEYS]);
+            batch.seq_keys.extend_from_slice(&[0; SEQ_SUBKEYS]);
             batch.seq_mask.push(false);
         }
         for p in &f.products[f.products.len() - take..] {
-            batch.seq_keys.push(key(KeyKind::Product, p[0]));
-            batch.seq_keys.push(key(KeyKind::ProductC3, p[3]));
+            batch.seq_keys.extend_from_slice(&[
+                key(KeyKind::Product, p[0]),
+                key(KeyKind::ProductC1, p[1]),
+                key(KeyKind::ProductC2, p[2]),
+                key(KeyKind::ProductC3, p[3]),
+                key(KeyKind::Filler, 0),
+            ]);
             batch.seq_mask.push(true);
         }
 
@@ -377,16 +418,24 @@ impl FeatureBuilder {
                             KeyKind::Video
                         };
                         let category = s.categories[p];
-                        batch.seq_keys.push(key(kind, s.items[p]));
-                        batch
-                            .seq_keys
-                            .push(key(KeyKind::Category, u64::from(category)));
+                        let domain = u64::from(s.domains[p]);
+                        let watch_s = s.watch_ms[p] / 1000;
+                        let watch = u64::from(64 - watch_s.leading_zeros());
+                        let age_min = (sample.exposure_ts.0 - s.ts[p]).max(0) as u64 / 60_000;
+                        let age = u64::from(64 - age_min.leading_zeros());
+                        batch.seq_keys.extend_from_slice(&[
+                            key(kind, s.items[p]),
+                            key(KeyKind::Author, s.authors[p]),
+                            key(KeyKind::Category, u64::from(category)),
+                            key(KeyKind::WatchBucket, domain << 8 | watch),
+                            key(KeyKind::HistoryAge, age),
+                        ]);
                         batch.seq_mask.push(true);
                         filled += 1;
                         matching += usize::from(Some(category) == target_category);
                     }
                     None => {
-                        batch.seq_keys.extend_from_slice(&[0; PRODUCT_SUBKEYS]);
+                        batch.seq_keys.extend_from_slice(&[0; SEQ_SUBKEYS]);
                         batch.seq_mask.push(false);
                     }
                 }
@@ -580,6 +629,8 @@ mod tests {
             history_sequences: vec![GsuKind::Short, GsuKind::Mixed],
             history_len: 3,
             history_profile: true,
+            // The uniform share of 31 categories, as training would set it from the data.
+            history_prior: 1.0 / 31.0,
             stat_lookback: 1,
             ..RankerConfig::default()
         };
@@ -628,25 +679,32 @@ mod tests {
         let c = |id: u64| key(KeyKind::Category, id);
         let v = |id: u64| key(KeyKind::Video, id);
         let l = |id: u64| key(KeyKind::Live, id);
-        assert_eq!(
-            batch.seq_keys,
+        // Author 0 (the test leaves it), watch 0 s, age 5 s = 0 minutes: buckets 0.
+        let rest = |domain: u64| {
             [
-                0,
-                0, // product group: the sample has no products
-                v(13),
-                c(5),
-                v(12),
-                c(7),
-                v(11),
-                c(5), // V_short
-                l(40),
-                c(5),
-                v(11),
-                c(5),
-                0,
-                0, // V_mixed
+                key(KeyKind::Author, 0),
+                key(KeyKind::WatchBucket, domain << 8),
+                key(KeyKind::HistoryAge, 0),
             ]
-        );
+        };
+        let position = |item: u64, category: u64, domain: u64| {
+            let mut p = vec![item, c(category)];
+            p.insert(1, rest(domain)[0]);
+            p.extend_from_slice(&rest(domain)[1..]);
+            p
+        };
+        let mut expected = vec![0; SEQ_SUBKEYS]; // product group: no products
+        for (item, category, domain) in [
+            (v(13), 5, 0),
+            (v(12), 7, 0),
+            (v(11), 5, 0), // V_short
+            (l(40), 5, 1),
+            (v(11), 5, 0), // V_mixed
+        ] {
+            expected.extend(position(item, category, domain));
+        }
+        expected.extend([0; SEQ_SUBKEYS]);
+        assert_eq!(batch.seq_keys, expected);
         assert_eq!(batch.seq_mask, [false, true, true, true, true, true, false]);
         // Dense tail: [short filled, short in c5, mixed filled, mixed in c5] then the
         // profile (3 plays, 2 in c5; 1 long play, in c5; 2 sessions, 1 in c5, 1 by author 9).

@@ -1,5 +1,5 @@
-//! Dense building blocks on burn: linear layers with seeded init, MLPs, target attention,
-//! and the MMoE / CGC / PLE multi-task trunks.
+//! Dense building blocks on burn: linear layers with seeded init, MLPs, target attention
+//! (single-head, and the multi-head ESU of Cross), and the MMoE / CGC / PLE multi-task trunks.
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{relu, softmax};
@@ -110,6 +110,120 @@ pub fn shared_target_attention(
     let scale = 1.0 / (d as f64).sqrt();
     let scores = query.matmul(items.clone().transpose()).mul_scalar(scale) + mask_bias;
     softmax(scores, 1).matmul(items)
+}
+
+/// Attention bias of a padded position; anything below half of it counts as padding.
+pub const PAD_BIAS: f32 = -1e9;
+
+/// The ESU of Cross (Moment&Cross eq. 7): multi-head target attention
+/// `softmax(q_h k_hᵀ/√d_h + mask) v_h` per head h, the heads' outputs side by side, with
+/// `q = x_target W_q + b_q` from the target live's features and `k = V W_k + b_k`,
+/// `v = V W_v + b_v` from the sequence. Padded positions get exactly zero weight: the
+/// softmax over `-1e9` underflows to 0 where a row has an item, and the weights are
+/// multiplied by the mask so that a row of padding only attends to nothing (its output is
+/// 0, not the mean of the value bias). No output projection: the bottom MLP's first layer
+/// follows, and a linear map before a linear map adds nothing. With `d_query = D` and an
+/// identity output projection this is PyTorch's `nn.MultiheadAttention` (tested).
+#[derive(Module, Debug)]
+pub struct MultiHeadTargetAttention {
+    /// `d_query → D`.
+    pub query: Dense,
+    /// `D → D`.
+    pub key: Dense,
+    /// `D → D`.
+    pub value: Dense,
+    /// Heads H (D is a multiple of H).
+    #[module(skip)]
+    pub heads: usize,
+}
+
+impl MultiHeadTargetAttention {
+    /// Seeded init of the three projections.
+    pub fn new(
+        d_query: usize,
+        d: usize,
+        heads: usize,
+        rng: &mut SplitMix64,
+        device: &Device,
+    ) -> Self {
+        Self {
+            query: Dense::new(d_query, d, rng, device),
+            key: Dense::new(d, d, rng, device),
+            value: Dense::new(d, d, rng, device),
+            heads: heads.max(1),
+        }
+    }
+
+    /// `target [B, d_query]`, `items [B, L, D]`, `mask_bias [B, 1, L]` → `[B, D]`.
+    pub fn forward(&self, target: Tensor<2>, items: Tensor<3>, mask_bias: Tensor<3>) -> Tensor<2> {
+        let [b, l, d] = items.dims();
+        let h = self.heads;
+        let weights = self.weights(target, items.clone(), mask_bias);
+        let v = self
+            .value
+            .forward(items.reshape([b * l, d]))
+            .reshape([b, l, h, d / h]);
+        (v * weights.reshape([b, l, h, 1]))
+            .sum_dim(1)
+            .reshape([b, d])
+    }
+
+    /// [`MultiHeadTargetAttention::forward`] when every row attends over the same sequence
+    /// (a serving request): `items [L, D]`, `mask_bias [1, L]`. Keys and values are
+    /// projected once, and each head is two small matmuls; same values as over B copies.
+    pub fn forward_shared(
+        &self,
+        target: Tensor<2>,
+        items: Tensor<2>,
+        mask_bias: Tensor<2>,
+    ) -> Tensor<2> {
+        let [l, d] = items.dims();
+        let [b, _] = target.dims();
+        let h = self.heads;
+        let dh = d / h;
+        let scale = 1.0 / (dh as f64).sqrt();
+        let q = self
+            .query
+            .forward(target)
+            .reshape([b, h, dh])
+            .swap_dims(0, 1);
+        let k = self
+            .key
+            .forward(items.clone())
+            .reshape([l, h, dh])
+            .permute([1, 2, 0]);
+        let v = self
+            .value
+            .forward(items)
+            .reshape([l, h, dh])
+            .swap_dims(0, 1);
+        let bias = mask_bias.reshape([1, 1, l]);
+        let valid = bias.clone().greater_elem(PAD_BIAS / 2.0).float();
+        let scores = q.matmul(k).mul_scalar(scale) + bias; // [H, B, L]
+        let weights = softmax(scores, 2) * valid;
+        weights.matmul(v).swap_dims(0, 1).reshape([b, d])
+    }
+
+    /// The attention weights `[B, L, H]` of [`MultiHeadTargetAttention::forward`]: 0 on
+    /// padding, each head's weights summing to 1 over a row's items.
+    pub fn weights(&self, target: Tensor<2>, items: Tensor<3>, mask_bias: Tensor<3>) -> Tensor<3> {
+        let [b, l, d] = items.dims();
+        let h = self.heads;
+        let dh = d / h;
+        let q = self.query.forward(target).reshape([b, 1, h, dh]);
+        let k = self
+            .key
+            .forward(items.reshape([b * l, d]))
+            .reshape([b, l, h, dh]);
+        let bias = mask_bias.reshape([b, l, 1]);
+        let valid = bias.clone().greater_elem(PAD_BIAS / 2.0).float();
+        let scores = (k * q)
+            .sum_dim(3)
+            .reshape([b, l, h])
+            .mul_scalar(1.0 / (dh as f64).sqrt())
+            + bias;
+        softmax(scores, 1) * valid
+    }
 }
 
 /// Weighted sum of expert outputs by a softmax gate: `gate_logits [B, E]`, `experts [B, E, X]`.

@@ -23,6 +23,7 @@ pub mod loss;
 pub mod network;
 pub mod publish;
 pub mod rng;
+pub mod soft;
 pub mod trainer;
 
 pub use config::{

@@ -5,20 +5,51 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::RankerConfig;
-use crate::layers::{Mlp, Tower, Trunk, shared_target_attention, target_attention};
+use crate::layers::{
+    Mlp, MultiHeadTargetAttention, Tower, Trunk, shared_target_attention, target_attention,
+};
 use crate::rng::SplitMix64;
 
 /// Most sequence groups a model can have (the product sequence and the five GSUs fit).
 pub const MAX_SEQ_GROUPS: usize = 8;
 
 /// One sequence group: `len` consecutive positions of the batch's sequence axis, pooled by
-/// target attention with the embedding of field `query_field` as the query.
+/// target attention. `heads == 0`: single-head, parameter-free, with the embedding of field
+/// `query_field` as the query. `heads > 0`: the multi-head ESU
+/// ([`MultiHeadTargetAttention`]) whose query is projected from the fields of the bit set
+/// `query_fields` side by side in field order (0 = `query_field` alone).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SeqGroup {
     /// Positions.
     pub len: usize,
-    /// Sparse field whose embedding is the attention query.
+    /// Sparse field whose embedding is the attention query (single-head groups).
     pub query_field: usize,
+    /// Attention heads; 0 = single-head without parameters.
+    pub heads: usize,
+    /// Bit j set: field j is part of a multi-head group's query.
+    pub query_fields: u32,
+}
+
+impl SeqGroup {
+    /// A single-head group of `len` positions queried by field `query_field`.
+    pub const fn plain(len: usize, query_field: usize) -> Self {
+        Self {
+            len,
+            query_field,
+            heads: 0,
+            query_fields: 0,
+        }
+    }
+
+    /// The fields of the query, in field order.
+    pub fn query_list(&self) -> Vec<usize> {
+        if self.heads == 0 || self.query_fields == 0 {
+            return vec![self.query_field];
+        }
+        (0..32)
+            .filter(|j| self.query_fields & (1 << j) != 0)
+            .collect()
+    }
 }
 
 /// The sequence groups of a model, laid end to end along the sequence axis in this order.
@@ -32,10 +63,7 @@ pub struct SeqGroups {
 impl SeqGroups {
     /// No sequence group.
     pub const NONE: Self = Self {
-        groups: [SeqGroup {
-            len: 0,
-            query_field: 0,
-        }; MAX_SEQ_GROUPS],
+        groups: [SeqGroup::plain(0, 0); MAX_SEQ_GROUPS],
         count: 0,
     };
 
@@ -43,10 +71,7 @@ impl SeqGroups {
     pub const fn single(len: usize) -> Self {
         let mut s = Self::NONE;
         if len > 0 {
-            s.groups[0] = SeqGroup {
-                len,
-                query_field: 0,
-            };
+            s.groups[0] = SeqGroup::plain(len, 0);
             s.count = 1;
         }
         s
@@ -106,12 +131,9 @@ impl InputShape {
                 self.seq_len
             ));
         }
-        if let Some(g) = self
-            .groups
-            .as_slice()
-            .iter()
-            .find(|g| g.query_field >= self.fields || g.len == 0)
-        {
+        if let Some(g) = self.groups.as_slice().iter().find(|g| {
+            g.len == 0 || g.query_list().iter().any(|&f| f >= self.fields) || g.heads > 32
+        }) {
             return Err(format!(
                 "sequence group {g:?} is empty or queries a field past the {} fields",
                 self.fields
@@ -145,6 +167,8 @@ pub struct RankerNet {
     /// Sequence groups (not a parameter).
     #[module(skip)]
     pub groups: SeqGroups,
+    /// The multi-head ESU of each group with `heads > 0`, in group order.
+    pub esu: Vec<MultiHeadTargetAttention>,
     /// Shared bottom over `[fields ⊕ one attention output per group ⊕ dense]`.
     pub bottom: Mlp,
     /// MMoE / CGC / PLE.
@@ -161,6 +185,18 @@ impl RankerNet {
         let attention = shape.groups.len() * d;
         let d_in = shape.fields * d + attention + shape.dense;
         let bottom = Mlp::new(d_in, &config.hidden, &mut rng, device);
+        // The ESUs draw after the bottom so that a model without one keeps its weights.
+        let mut esu_rng = SplitMix64::new(config.seed ^ 0x6573_7500);
+        let esu = shape
+            .groups
+            .as_slice()
+            .iter()
+            .filter(|g| g.heads > 0)
+            .map(|g| {
+                let d_query = g.query_list().len() * d;
+                MultiHeadTargetAttention::new(d_query, d, g.heads, &mut esu_rng, device)
+            })
+            .collect();
         let h = config.hidden.last().copied().unwrap_or(d_in);
         let trunk = Trunk::new(h, &config.trunk, config.tasks.len(), &mut rng, device);
         let towers = (0..config.tasks.len())
@@ -175,6 +211,7 @@ impl RankerNet {
             .collect();
         Self {
             groups: shape.groups,
+            esu,
             bottom,
             trunk,
             towers,
@@ -260,29 +297,38 @@ impl RankerNet {
             };
             let mut attended = Vec::with_capacity(groups.len());
             let mut at = 0;
+            let mut esu = self.esu.iter();
             for (i, g) in groups.iter().enumerate() {
-                let query: Tensor<2> = inputs
-                    .fields
-                    .clone()
-                    .narrow(1, g.query_field, 1)
-                    .reshape([b, d]);
                 let shared = rows == 1 || inputs.shared_groups.get(i).copied().unwrap_or(false);
-                attended.push(if shared && b > 1 {
+                // Row 0's sequence of a group every row shares: `[L, D]` and `[1, L]`.
+                let one = (shared && b > 1).then(|| {
                     let one = items.clone().narrow(0, 0, 1).narrow(1, at, g.len);
                     let one_bias = bias.clone().narrow(0, 0, 1).narrow(2, at, g.len);
-                    shared_target_attention(
-                        query,
-                        one.reshape([g.len, d]),
-                        one_bias.reshape([1, g.len]),
-                    )
-                } else if groups.len() == 1 {
-                    target_attention(query, items.clone(), bias.clone())
-                } else {
-                    target_attention(
-                        query,
-                        items.clone().narrow(1, at, g.len),
-                        bias.clone().narrow(2, at, g.len),
-                    )
+                    (one.reshape([g.len, d]), one_bias.reshape([1, g.len]))
+                });
+                let own = || own_positions(&items, &bias, groups.len(), at, g.len);
+                let mha = if g.heads > 0 { esu.next() } else { None };
+                attended.push(match mha {
+                    Some(mha) => {
+                        let target = query_input(&inputs.fields, &g.query_list());
+                        match one {
+                            Some((one, one_bias)) => mha.forward_shared(target, one, one_bias),
+                            None => {
+                                let (own, own_bias) = own();
+                                mha.forward(target, own, own_bias)
+                            }
+                        }
+                    }
+                    None => {
+                        let query = query_input(&inputs.fields, &[g.query_field]);
+                        match one {
+                            Some((one, one_bias)) => shared_target_attention(query, one, one_bias),
+                            None => {
+                                let (own, own_bias) = own();
+                                target_attention(query, own, own_bias)
+                            }
+                        }
+                    }
                 });
                 at += g.len;
             }
@@ -299,6 +345,41 @@ impl RankerNet {
         } else {
             Tensor::cat(parts, 1)
         }
+    }
+}
+
+/// The query input of a group: the embeddings of `fields` side by side, `[B, n·D]`.
+fn query_input(fields: &Tensor<3>, which: &[usize]) -> Tensor<2> {
+    let [b, _, d] = fields.dims();
+    match which {
+        [one] => fields.clone().narrow(1, *one, 1).reshape([b, d]),
+        _ => {
+            let v: Vec<i64> = which.iter().map(|&j| j as i64).collect();
+            let index =
+                Tensor::<1, Int>::from_data(TensorData::new(v, [which.len()]), &fields.device());
+            fields
+                .clone()
+                .select(1, index)
+                .reshape([b, which.len() * d])
+        }
+    }
+}
+
+/// A group's own positions of the sequence and its bias (the whole axis for one group).
+fn own_positions(
+    items: &Tensor<3>,
+    bias: &Tensor<3>,
+    groups: usize,
+    at: usize,
+    len: usize,
+) -> (Tensor<3>, Tensor<3>) {
+    if groups == 1 {
+        (items.clone(), bias.clone())
+    } else {
+        (
+            items.clone().narrow(1, at, len),
+            bias.clone().narrow(2, at, len),
+        )
     }
 }
 
@@ -329,10 +410,7 @@ mod tests {
             ..RankerConfig::default()
         };
         let groups = SeqGroups::single(2)
-            .with(SeqGroup {
-                len: 3,
-                query_field: 1,
-            })
+            .with(SeqGroup::plain(3, 1))
             .unwrap_or_default();
         let shape = InputShape {
             fields: f,
@@ -388,10 +466,7 @@ mod tests {
         // query field is honoured, not always field 0.
         let swapped = RankerNet {
             groups: SeqGroups::single(2)
-                .with(SeqGroup {
-                    len: 3,
-                    query_field: 0,
-                })
+                .with(SeqGroup::plain(3, 0))
                 .unwrap_or_default(),
             ..net.clone()
         };
@@ -463,6 +538,8 @@ mod tests {
             .with(SeqGroup {
                 len: 2,
                 query_field: 1,
+                heads: 2,
+                query_fields: 0b11,
             })
             .unwrap_or_default();
         let l = groups.total_len();

@@ -46,7 +46,7 @@ use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"LRPUB01\0";
 /// Version of the publish file format.
-pub const PUBLISH_FORMAT: u32 = 1;
+pub const PUBLISH_FORMAT: u32 = 2;
 /// Bytes before the payload.
 pub const HEADER_BYTES: usize = 48;
 
@@ -602,7 +602,7 @@ fn encode_shape(s: InputShape) -> Vec<u8> {
         .groups
         .as_slice()
         .iter()
-        .flat_map(|g| [g.len, g.query_field]);
+        .flat_map(|g| [g.len, g.query_field, g.heads, g.query_fields as usize]);
     [s.fields, s.seq_len, s.seq_subkeys, s.dense, s.groups.len()]
         .into_iter()
         .chain(groups)
@@ -617,15 +617,17 @@ fn decode_shape(b: &[u8]) -> std::result::Result<InputShape, String> {
     }
     let w = |i: usize| word(b, i * 8) as usize;
     let count = w(4);
-    if count > MAX_SEQ_GROUPS || n != 5 + 2 * count {
+    if count > MAX_SEQ_GROUPS || n != 5 + 4 * count {
         return Err("bad shape section".into());
     }
     let mut groups = SeqGroups::NONE;
     for g in 0..count {
         groups = groups
             .with(SeqGroup {
-                len: w(5 + 2 * g),
-                query_field: w(6 + 2 * g),
+                len: w(5 + 4 * g),
+                query_field: w(6 + 4 * g),
+                heads: w(7 + 4 * g),
+                query_fields: u32::try_from(w(8 + 4 * g)).map_err(|_| "bad shape section")?,
             })
             .ok_or("too many sequence groups")?;
     }

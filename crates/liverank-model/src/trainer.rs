@@ -9,11 +9,9 @@ use crate::config::{LossKind, RankerConfig};
 use crate::embedding::{EmbeddingConfig, EmbeddingStore, Lookup, SlotRun};
 use crate::error::{ModelError, Result};
 use crate::features::FeatureBatch;
+use crate::layers::PAD_BIAS;
 use crate::loss::{masked_bce, pu_loss};
 use crate::network::{InputShape, MAX_SEQ_GROUPS, NetInputs, RankerNet, SeqGroup, SeqGroups};
-
-/// Additive attention bias on padded sequence positions.
-const PAD_BIAS: f32 = -1e9;
 
 /// Result of one training step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,6 +61,8 @@ pub struct Trainer {
     optimizer: ModuleOptimizer,
     store: EmbeddingStore,
     task_weights: Vec<f32>,
+    /// History groups of the contrastive alignment `(is V_mixed, start, len)`; empty = off.
+    align: Vec<(bool, usize, usize)>,
     step: u64,
 }
 
@@ -88,6 +88,7 @@ impl Trainer {
         let task_weights = (0..config.tasks.len())
             .map(|i| config.task_weight(i))
             .collect();
+        let align = alignment_groups(&config, shape);
         Ok(Self {
             config,
             shape,
@@ -96,6 +97,7 @@ impl Trainer {
             optimizer,
             store,
             task_weights,
+            align,
             step: 0,
         })
     }
@@ -181,6 +183,7 @@ impl Trainer {
             logits,
             batch,
         );
+        let loss = self.with_alignment(loss, seq_leaf.as_ref(), batch);
         let loss_value = scalar(&loss);
         let mut grads = loss.backward();
         let forward_backward_s = clock.elapsed().as_secs_f64() - gather_s;
@@ -236,6 +239,7 @@ impl Trainer {
             optimizer,
             store,
             task_weights,
+            align,
             step,
         } = self;
         let config = &*config;
@@ -289,6 +293,7 @@ impl Trainer {
                     let (fields_leaf, seq_leaf) = (inputs.fields.clone(), inputs.seq.clone());
                     let logits = net.as_ref().ok_or_else(lost)?.forward(inputs);
                     let loss = batch_loss(config.loss, task_weights, device, logits, &batch);
+                    let loss = add_alignment(config, align, loss, seq_leaf.as_ref(), &batch);
                     let loss_value = scalar(&loss);
                     let mut grads = loss.backward();
                     let leaves = leaf_gradients(fields_leaf, seq_leaf, &mut grads)?;
@@ -339,14 +344,26 @@ impl Trainer {
         self.check(batch)?;
         let gathered = self.gather(batch, false);
         let inputs = tensors(batch, gathered.values, &self.device, false);
+        let seq = inputs.seq.clone();
         let logits = self.net()?.forward(inputs);
-        Ok(scalar(&batch_loss(
+        let loss = batch_loss(
             self.config.loss,
             &self.task_weights,
             &self.device,
             logits,
             batch,
-        )))
+        );
+        Ok(scalar(&self.with_alignment(loss, seq.as_ref(), batch)))
+    }
+
+    /// The ranking loss plus λ times the contrastive alignment of the history groups.
+    fn with_alignment(
+        &self,
+        loss: Tensor<1>,
+        seq: Option<&Tensor<4>>,
+        batch: &FeatureBatch,
+    ) -> Tensor<1> {
+        add_alignment(&self.config, &self.align, loss, seq, batch)
     }
 
     /// A frozen copy for inference: the network without autodiff and a snapshot of the
@@ -395,7 +412,7 @@ impl Scorer {
         &self.config
     }
 
-    /// The embedding rows it scores with.
+    /// The frozen embedding table (the soft searches' item vectors in serving).
     pub fn store(&self) -> &EmbeddingStore {
         &self.store
     }
@@ -684,6 +701,47 @@ fn tensors(batch: &FeatureBatch, values: InputValues, device: &Device, track: bo
     }
 }
 
+/// The history groups the contrastive loss aligns, when it is on and the shape is the
+/// sample pipeline's (a synthetic shape has no V_mixed to anchor on).
+fn alignment_groups(config: &RankerConfig, shape: InputShape) -> Vec<(bool, usize, usize)> {
+    let builder = crate::features::FeatureBuilder::new(config);
+    if config.contrastive_weight <= 0.0 || builder.shape() != shape {
+        return Vec::new();
+    }
+    let groups: Vec<(bool, usize, usize)> = builder
+        .history_groups()
+        .into_iter()
+        .map(|(h, start, len)| (h == crate::config::HistorySequence::Mixed, start, len))
+        .collect();
+    if groups.iter().any(|g| g.0) && groups.len() > 1 {
+        groups
+    } else {
+        Vec::new()
+    }
+}
+
+/// `loss + λ · Σ_x InfoNCE(V_mixed, V_x)` over the batch's sequence tensor.
+fn add_alignment(
+    config: &RankerConfig,
+    align: &[(bool, usize, usize)],
+    loss: Tensor<1>,
+    seq: Option<&Tensor<4>>,
+    batch: &FeatureBatch,
+) -> Tensor<1> {
+    let Some(seq) = seq.filter(|_| !align.is_empty()) else {
+        return loss;
+    };
+    match crate::loss::contrastive_alignment(
+        seq,
+        &batch.seq_mask,
+        align,
+        f64::from(config.contrastive_temperature),
+    ) {
+        Some(cl) => loss + cl.mul_scalar(f64::from(config.contrastive_weight)),
+        None => loss,
+    }
+}
+
 /// The configured loss of a batch's logits.
 fn batch_loss(
     loss: LossKind,
@@ -773,7 +831,7 @@ fn to_vec(data: TensorData) -> Result<Vec<f32>> {
 /// First bytes of a trainer checkpoint.
 pub const CHECKPOINT_MAGIC: &[u8; 8] = b"LRMODEL\0";
 /// Version of the checkpoint layout below.
-pub const CHECKPOINT_VERSION: u32 = 2;
+pub const CHECKPOINT_VERSION: u32 = 3;
 
 impl Trainer {
     /// Serialises everything a resumed run needs: configuration, shape, network weights
@@ -781,8 +839,8 @@ impl Trainer {
     /// the step counter. Layout: magic, version u32, then length-prefixed (u64 LE) sections
     /// `config JSON | shape | step u64 | network | optimizer | store`, then a CRC32 of all
     /// preceding bytes. The shape section is u64 LE words: fields, seq_len, seq_subkeys,
-    /// dense, the group count G, then (len, query_field) per group (version 2; version 1
-    /// had no groups).
+    /// dense, the group count G, then (len, query_field, heads, query_fields) per group
+    /// (version 3; version 2 had (len, query_field), version 1 no groups).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let fail = |reason: String| ModelError::Checkpoint {
             path: "<memory>".into(),
@@ -806,12 +864,12 @@ impl Trainer {
             .map_err(|e| fail(format!("optimizer: {e:?}")))?;
         let store = self.store.to_bytes();
         let s = self.shape;
-        let mut shape = Vec::with_capacity(40 + 16 * s.groups.len());
+        let mut shape = Vec::with_capacity(40 + 32 * s.groups.len());
         let groups = s
             .groups
             .as_slice()
             .iter()
-            .flat_map(|g| [g.len, g.query_field]);
+            .flat_map(|g| [g.len, g.query_field, g.heads, g.query_fields as usize]);
         for v in [s.fields, s.seq_len, s.seq_subkeys, s.dense, s.groups.len()]
             .into_iter()
             .chain(groups)
@@ -890,7 +948,7 @@ impl Trainer {
         };
         if sections[1].len() % 8 != 0
             || group_count > MAX_SEQ_GROUPS
-            || shape_words != 5 + 2 * group_count
+            || shape_words != 5 + 4 * group_count
             || sections[2].len() != 8
         {
             return Err(fail("bad shape or step section".into()));
@@ -899,8 +957,11 @@ impl Trainer {
         for g in 0..group_count {
             groups = groups
                 .with(SeqGroup {
-                    len: word(sections[1], 5 + 2 * g),
-                    query_field: word(sections[1], 6 + 2 * g),
+                    len: word(sections[1], 5 + 4 * g),
+                    query_field: word(sections[1], 6 + 4 * g),
+                    heads: word(sections[1], 7 + 4 * g),
+                    query_fields: u32::try_from(word(sections[1], 8 + 4 * g))
+                        .map_err(|_| fail("bad query fields".into()))?,
                 })
                 .ok_or_else(|| fail("too many sequence groups".into()))?;
         }

@@ -176,6 +176,8 @@ fn checkpoint_keeps_the_sequence_group_layout_and_refuses_a_bad_one() {
         .with(SeqGroup {
             len: 3,
             query_field: 2,
+            heads: 2,
+            query_fields: 0b011,
         })
         .unwrap();
     let shape = InputShape {
@@ -202,12 +204,7 @@ fn checkpoint_keeps_the_sequence_group_layout_and_refuses_a_bad_one() {
     };
     assert!(Trainer::new(config(TrunkKind::Mmoe), short).is_err());
     let bad_query = InputShape {
-        groups: SeqGroups::single(1)
-            .with(SeqGroup {
-                len: 3,
-                query_field: 3,
-            })
-            .unwrap(),
+        groups: SeqGroups::single(1).with(SeqGroup::plain(3, 3)).unwrap(),
         ..shape
     };
     let err = Trainer::new(config(TrunkKind::Mmoe), bad_query)

@@ -4,23 +4,26 @@
 //! ranker on all candidates in one batch → score fusion Π(1 + ŷ_task)^α_task → top K,
 //! with the time of each stage measured.
 //!
-//! The GSU sequences come from the one read: V_short, V_long, V_livelong and V_mixed do
-//! not depend on the target and are assembled once; V_aidhard (the target author's
-//! videos) is filled per candidate from an author index built in one pass over the same
-//! records, newest first — what [`GsuAssembler::assemble_from`] would return for that
-//! target (the skew test checks it against the assembler).
+//! The GSU sequences come from the one read: V_short and V_mixed do not depend on the
+//! target and are assembled once; V_aidhard (the target author's videos) is filled per
+//! candidate from an author index built in one pass over the same records, newest first;
+//! V_long and V_livelong (soft search) per candidate with the target's row of the served
+//! table — what [`GsuAssembler::assemble_from`] would return for that target (the skew
+//! test checks it against the training code path).
 
 use crate::config::ServeConfig;
 use crate::error::Result;
 use crate::exposure_log::{ExposureLog, ServedExposure};
-use crate::model::ServedModel;
+use crate::model::{Ranker, ServedModel};
 use crate::recall::{self, ExactIndex, Recall, RecallContext, RecallSource};
 use crate::world::{OnAirRoom, World};
 use liverank_history::{
-    Domain, GsuAssembler, GsuKind, GsuRequest, GsuSequences, HistoryRecord, NoVectors, Sequence,
+    Domain, GsuAssembler, GsuKind, GsuRequest, GsuSequences, HistoryRecord, ItemVectors, NoVectors,
+    Sequence, searches,
 };
 use liverank_model::FeatureBatch;
 use liverank_model::features::{HistoryView, KeyKind, key};
+use liverank_model::soft::item_key;
 use liverank_types::{
     AuthorId, EventTime, LabelMask, LiveId, Policy, RequestId, Sample, SampleKind, Task, UserId,
 };
@@ -227,6 +230,13 @@ impl Recommender {
         } else {
             HashMap::new()
         };
+        // The soft searches (V_long, V_livelong) depend on the target: per candidate, top-k
+        // of the visible records by ⟨e_item, e_target⟩ in the served table, as training
+        // searches its table ([`liverank_model::soft`]).
+        let soft = uses_history && builder.uses_soft_search();
+        let visible = &records[..records.partition_point(|r| r.available_at < ts)];
+        let item_vectors = RankerVectors(ranker);
+        let mut scored = Vec::new();
         times.history += started.elapsed();
 
         let started = Instant::now();
@@ -252,6 +262,27 @@ impl Recommender {
             };
             if uses_history {
                 sequences[GsuKind::AidHard] = aid_hard(&records, by_author.get(&room.author), len);
+                if soft {
+                    let query = ranker.embedding(key(KeyKind::Live, room.live.0));
+                    for (kind, domain) in [
+                        (GsuKind::Long, Domain::Video),
+                        (GsuKind::LiveLong, Domain::Live),
+                    ] {
+                        scored.clear();
+                        if let Some(q) = query {
+                            searches::soft_into(
+                                visible,
+                                domain,
+                                q,
+                                &item_vectors,
+                                len,
+                                &mut scored,
+                            )?;
+                        }
+                        sequences[kind] =
+                            Sequence::fill(len, scored.iter().map(|&(_, i)| &visible[i]));
+                    }
+                }
                 let view = HistoryView {
                     sequences: &sequences,
                     records: &records,
@@ -329,6 +360,15 @@ impl Recommender {
             times,
         };
         Ok((ranking, Scored { lives, batch }))
+    }
+}
+
+/// A served model's embedding rows as the soft searches' item vectors.
+struct RankerVectors<'a>(&'a dyn Ranker);
+
+impl ItemVectors for RankerVectors<'_> {
+    fn vector(&self, domain: Domain, item: u64) -> Option<&[f32]> {
+        self.0.embedding(item_key(domain, item))
     }
 }
 

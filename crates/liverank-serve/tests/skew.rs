@@ -15,10 +15,10 @@
 mod common;
 
 use common::*;
-use liverank_history::GsuAssembler;
+use liverank_history::{GsuAssembler, GsuKind, GsuRequest};
 use liverank_samples::{FeatureContext, Output, SampleConfig, SampleEngine};
 use liverank_serve::*;
-use liverank_train::{HistorySource, build_batch};
+use liverank_train::{HistorySource, TableVectors, build_batch};
 use liverank_types::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,8 +69,9 @@ fn samples_of_served_exposures_carry_exactly_the_scored_features() {
     let world_events = world_events(10);
     samples_of(&mut live_engine, &world_events, false);
 
-    // Serve user 1 at the stream's event time.
-    let model = f.slot.current().unwrap();
+    // Serve user 1 at the stream's event time, with a model that has trained on the rows
+    // of a first request (so the table holds rows of the rooms and of the user's videos,
+    // and the soft searches find records).
     let request = RankRequest {
         user: UserId(1),
         count: 4,
@@ -78,6 +79,22 @@ fn samples_of_served_exposures_carry_exactly_the_scored_features() {
         request_id: RequestId(77),
     };
     let recommender = f.state.recommender();
+    let (_, first) = recommender
+        .rank_scored(f.world.as_ref(), &f.slot.current().unwrap(), &request)
+        .unwrap();
+    let mut trainer = trainer(1);
+    let mut warm = first.batch.clone();
+    warm.labels.fill(1.0);
+    warm.mask.fill(1.0);
+    for _ in 0..3 {
+        trainer.train_step(&warm).unwrap();
+    }
+    let scorer = Arc::new(trainer.scorer().unwrap());
+    f.slot
+        .publish(ServedModel::new(2, scorer.clone(), Some(EventTime(T0))))
+        .unwrap();
+    let model = f.slot.current().unwrap();
+    assert_eq!(model.version, 2);
     let (ranking, scored) = recommender
         .rank_scored(f.world.as_ref(), &model, &request)
         .unwrap();
@@ -153,7 +170,7 @@ fn samples_of_served_exposures_carry_exactly_the_scored_features() {
         assert!(f.log.join(s), "exposure {:?} was logged", s.live);
         assert_eq!(s.exposure_ts, EventTime(t));
     }
-    let train_batch = build_batch(builder, &joined, Some(&source)).unwrap();
+    let train_batch = build_batch(builder, &joined, Some(&source), Some(scorer.store())).unwrap();
     for (i, s) in joined.iter().enumerate() {
         let r = scored_row[&s.live];
         assert_eq!(
@@ -163,8 +180,33 @@ fn samples_of_served_exposures_carry_exactly_the_scored_features() {
             s.live
         );
     }
-    // The rows hold real history (the clicked room's row has filled sequence positions).
+    // The rows hold real history (the clicked room's row has filled sequence positions),
+    // and the soft search V_long found the user's videos for some target.
     assert!(scored.batch.seq_mask.iter().any(|&m| m));
+    let vectors = TableVectors::new(scorer.store());
+    let records = f
+        .world
+        .history()
+        .visible_shared(UserId(1), EventTime(t))
+        .unwrap();
+    let soft_filled = scored.lives.iter().any(|&live| {
+        let query = vectors.query(live.0).unwrap_or(&[]);
+        let request = GsuRequest {
+            user: UserId(1),
+            target_author: AuthorId(0),
+            before_ts: EventTime(t),
+            query,
+        };
+        let sequences = source
+            .assembler
+            .assemble_from(&records, &request, &vectors)
+            .unwrap();
+        sequences[GsuKind::Long].filled() > 0
+    });
+    assert!(
+        soft_filled,
+        "V_long is empty for every candidate: the soft check is vacuous"
+    );
 
     // (2) Offline replay of the same events, no log: the same features but the position.
     let mut replay = engine();

@@ -13,9 +13,10 @@ pub mod offline;
 pub mod online;
 
 pub use error::{Result, TrainError};
+pub use liverank_model::soft::TableVectors;
 pub use offline::{
     Evaluation, HistorySource, OfflineRun, TrainSettings, build_batch, evaluate_on, load_samples,
-    split_samples, train_offline,
+    soft_search_recall, split_samples, train_offline,
 };
 pub use online::{
     EventFilter, Highlight, StreamParts, StreamPaths, StreamPipeline, StreamSettings, StreamSummary,

@@ -11,8 +11,11 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use liverank_history::{GsuAssembler, GsuRequest, HistoryStore, NoVectors};
+use liverank_model::embedding::EmbeddingStore;
 use liverank_model::features::HistoryView;
+
 use liverank_model::rng::SplitMix64;
+use liverank_model::soft::TableVectors;
 use liverank_model::{FeatureBatch, FeatureBuilder, InputShape, RankerConfig, Scorer, Trainer};
 use liverank_types::AuthorId;
 use liverank_types::{Policy, Sample, Task};
@@ -37,6 +40,10 @@ pub struct TrainSettings {
     /// Run the embedding store on a second thread ([`Trainer::train_pipelined`]): rows are
     /// read one update stale, each epoch drains. Off = one step at a time.
     pub pipeline: bool,
+    /// Soft searches (V_long, V_livelong) in training read the embedding table as of the
+    /// start of a chunk of this many steps (a frozen copy taken when the pipeline has
+    /// drained; chunks restart at each epoch). Smaller = fresher and more drains.
+    pub soft_refresh_steps: u64,
 }
 
 impl Default for TrainSettings {
@@ -47,6 +54,7 @@ impl Default for TrainSettings {
             train_fraction: 0.75,
             shuffle: true,
             pipeline: true,
+            soft_refresh_steps: 100,
         }
     }
 }
@@ -55,6 +63,9 @@ impl TrainSettings {
     /// Checks the values: at least one epoch, a positive batch, a split inside (0, 1).
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| Err(TrainError::Config(reason));
+        if self.soft_refresh_steps == 0 {
+            return bad("soft_refresh_steps must be at least 1".into());
+        }
         if self.epochs == 0 {
             return bad("epochs must be at least 1".into());
         }
@@ -164,27 +175,26 @@ impl std::fmt::Debug for HistorySource<'_> {
 }
 
 /// Builds the feature rows of `samples`, with each sample's GSU sequences as they were just
-/// before its exposure when the model uses history and a source is given. Soft-searched
-/// sequences (V_long, V_livelong) come out empty here: offline training has no item
-/// vectors to search with yet.
+/// before its exposure when the model uses history and a source is given. The soft
+/// searches (V_long, V_livelong) rank the visible records by the dot product of their
+/// item's row in `vectors` with the target live's row; without a table, or for a target
+/// without a row, they come out empty.
 pub fn build_batch(
     builder: &FeatureBuilder,
     samples: &[Sample],
     history: Option<&HistorySource<'_>>,
+    vectors: Option<&EmbeddingStore>,
 ) -> Result<FeatureBatch> {
     let mut batch = builder.empty_batch();
     let history = history.filter(|_| builder.uses_history());
+    let vectors = vectors
+        .filter(|_| builder.uses_soft_search())
+        .map(TableVectors::new);
     for s in samples {
         match history {
             Some(h) => {
-                let request = GsuRequest {
-                    user: s.user,
-                    target_author: s.author.unwrap_or(AuthorId(0)),
-                    before_ts: s.exposure_ts,
-                    query: &[],
-                };
                 let records = h.store.visible_shared(s.user, s.exposure_ts)?;
-                let sequences = h.assembler.assemble_from(&records, &request, &NoVectors)?;
+                let sequences = assemble(h, &records, s, vectors.as_ref())?;
                 let view = HistoryView {
                     sequences: &sequences,
                     records: &records,
@@ -195,6 +205,62 @@ pub fn build_batch(
         }
     }
     Ok(batch)
+}
+
+/// The five sequences of one sample over the user's records visible at its exposure.
+fn assemble(
+    h: &HistorySource<'_>,
+    records: &[liverank_history::HistoryRecord],
+    s: &Sample,
+    vectors: Option<&TableVectors<'_>>,
+) -> Result<liverank_history::GsuSequences> {
+    let query = vectors.and_then(|v| v.query(s.live.0));
+    let request = GsuRequest {
+        user: s.user,
+        target_author: s.author.unwrap_or(AuthorId(0)),
+        before_ts: s.exposure_ts,
+        query: query.unwrap_or(&[]),
+    };
+    Ok(match (vectors, query) {
+        (Some(v), Some(_)) => h.assembler.assemble_from(records, &request, v)?,
+        _ => h.assembler.assemble_from(records, &request, &NoVectors)?,
+    })
+}
+
+/// Recall@k of the soft searches run with a `stale` table against the same searches with
+/// the `exact` one, over `samples`: the share of the exact top-k records (V_long and
+/// V_livelong together, by record position) that the stale search also returns. `None`
+/// when the exact searches return nothing.
+pub fn soft_search_recall(
+    history: &HistorySource<'_>,
+    samples: &[Sample],
+    stale: &EmbeddingStore,
+    exact: &EmbeddingStore,
+) -> Result<Option<f64>> {
+    use liverank_history::{Domain, searches};
+    let (stale, exact) = (TableVectors::new(stale), TableVectors::new(exact));
+    let k = history.assembler.len();
+    let (mut hit, mut total) = (0usize, 0usize);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for s in samples {
+        let records = history.store.visible_shared(s.user, s.exposure_ts)?;
+        let Some(qe) = exact.query(s.live.0) else {
+            continue;
+        };
+        // A target without a row in the stale table: its searches find nothing.
+        let qs = stale.query(s.live.0);
+        for domain in [Domain::Video, Domain::Live] {
+            searches::soft_into(&records, domain, qe, &exact, k, &mut a)?;
+            b.clear();
+            if let Some(qs) = qs {
+                searches::soft_into(&records, domain, qs, &stale, k, &mut b)?;
+            }
+            let found: HashSet<usize> = b.iter().map(|&(_, i)| i).collect();
+            total += a.len();
+            hit += a.iter().filter(|(_, i)| found.contains(i)).count();
+        }
+    }
+    Ok((total > 0).then(|| hit as f64 / total as f64))
 }
 
 /// Scores the `complete` samples with `scorer` and computes every task's metrics.
@@ -208,7 +274,7 @@ pub fn evaluate_on(
     let tasks = config.tasks.clone();
     let mut predictions: Vec<f32> = Vec::with_capacity(eval.len() * tasks.len());
     for chunk in eval.chunks(1024) {
-        let batch = build_batch(&builder, chunk, history)?;
+        let batch = build_batch(&builder, chunk, history, Some(scorer.store()))?;
         predictions.extend(scorer.predict(&batch).map_err(TrainError::Model)?);
     }
     let users: Vec<u64> = eval.iter().map(|s| s.user.0).collect();
@@ -291,6 +357,12 @@ pub struct OfflineRun {
     pub losses: Vec<f32>,
     /// Training rows per second.
     pub rows_per_s: f64,
+    /// Per refresh of the soft searches' table: recall@k of the searches with the table
+    /// as of the chunk's start against the table at its end (see
+    /// [`soft_search_recall`]); empty without soft searches.
+    pub soft_recall: Vec<f64>,
+    /// Seconds the feature thread spent building batches (history reads and searches).
+    pub feature_s: f64,
 }
 
 /// Training samples of the chosen policy emitted before the split (the labels a model
@@ -352,10 +424,40 @@ pub fn train_offline(
     let shuffle = settings.shuffle;
     let builder = &builder;
 
+    // Soft searches read a frozen copy of the table taken at the start of each chunk of
+    // `soft_refresh_steps` steps (chunks restart at every epoch, so a resumed run replays
+    // the same chunks); without them an epoch is one chunk.
+    let soft = history.is_some() && builder.uses_soft_search();
+    let refresh = settings.soft_refresh_steps.max(1);
+    let mut snapshot: Option<EmbeddingStore> = None;
+    let mut soft_recall = Vec::new();
+    let mut feature_s = 0.0f64;
     let mut step = trainer.steps();
     while step < total {
         let epoch = step / per_epoch;
         let epoch_end = (epoch + 1) * per_epoch;
+        let chunk_end = if soft {
+            let into = step - epoch * per_epoch;
+            (epoch * per_epoch + (into / refresh + 1) * refresh).min(epoch_end)
+        } else {
+            epoch_end
+        };
+        if soft {
+            let fresh = trainer.store().clone();
+            if let (Some(stale), Some(h)) = (&snapshot, history) {
+                // Recall of the table the last chunk searched with against the table its
+                // last step would have had exactly, on 128 training samples spread over
+                // the slice.
+                let every = train.len().div_ceil(128).max(1);
+                let probe: Vec<Sample> = train.iter().step_by(every).cloned().collect();
+                if let Some(r) = soft_search_recall(h, &probe, stale, &fresh)? {
+                    soft_recall.push(r);
+                }
+            }
+            snapshot = Some(fresh);
+        }
+        let vectors = snapshot.as_ref();
+        let feature_s = &mut feature_s;
         let mut progress = |loss: f32, batch_rows: usize, done: u64, epoch_end: bool| {
             if !epoch_end {
                 losses.push(loss);
@@ -378,7 +480,7 @@ pub fn train_offline(
                     SplitMix64::new(seed ^ epoch.wrapping_mul(0x9E37_79B9)).shuffle(&mut order);
                 }
                 let mut chunk = Vec::with_capacity(batch_size);
-                for s in step..epoch_end {
+                for s in step..chunk_end {
                     let index = (s % per_epoch) as usize;
                     chunk.clear();
                     let end = ((index + 1) * batch_size).min(train.len());
@@ -387,7 +489,9 @@ pub fn train_offline(
                             .iter()
                             .map(|&i| train[i].clone()),
                     );
-                    let batch = build_batch(builder, &chunk, history);
+                    let clock = Instant::now();
+                    let batch = build_batch(builder, &chunk, history, vectors);
+                    *feature_s += clock.elapsed().as_secs_f64();
                     let failed = batch.is_err();
                     if tx.send(batch).is_err() || failed {
                         return;
@@ -439,20 +543,24 @@ pub fn train_offline(
             }
             Ok(())
         })?;
-        if trainer.steps() != epoch_end {
+        if trainer.steps() != chunk_end {
             return Err(TrainError::Stopped(format!(
-                "epoch {epoch} ended at step {} instead of {epoch_end}",
+                "epoch {epoch} ended at step {} instead of {chunk_end}",
                 trainer.steps()
             )));
         }
-        on_step(Some(&trainer), progress(last, 0, epoch_end, true))?;
-        step = epoch_end;
+        if chunk_end == epoch_end {
+            on_step(Some(&trainer), progress(last, 0, epoch_end, true))?;
+        }
+        step = chunk_end;
     }
     let rows_per_s = rows as f64 / started.elapsed().as_secs_f64().max(1e-9);
     Ok(OfflineRun {
         trainer,
         losses,
         rows_per_s,
+        soft_recall,
+        feature_s,
     })
 }
 

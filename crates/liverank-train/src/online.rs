@@ -826,7 +826,12 @@ impl StreamPipeline {
         let pending = std::mem::take(&mut self.state.pending_served);
         let t = self.tasks.len();
         for chunk in pending.chunks(1024) {
-            let batch = build_batch(&self.builder, chunk, Some(&self.history_source()))?;
+            let batch = build_batch(
+                &self.builder,
+                chunk,
+                Some(&self.history_source()),
+                Some(self.trainer.store()),
+            )?;
             let scores = self.trainer.predict(&batch)?;
             for (i, s) in chunk.iter().enumerate() {
                 self.state.awaiting.insert(
@@ -890,7 +895,14 @@ impl StreamPipeline {
             self.score_served()?;
             let take = self.state.pending_train.len().min(size);
             let chunk: Vec<Sample> = self.state.pending_train.drain(..take).collect();
-            let batch = build_batch(&self.builder, &chunk, Some(&self.history_source()))?;
+            // Online, the soft searches read the table as it is at this step (exact, and
+            // restart-exact since the checkpoint holds it).
+            let batch = build_batch(
+                &self.builder,
+                &chunk,
+                Some(&self.history_source()),
+                Some(self.trainer.store()),
+            )?;
             let (_, scores) = self.trainer.train_step_scored(&batch)?;
             let t = self.tasks.len();
             for (i, s) in chunk.iter().enumerate() {
@@ -1000,7 +1012,12 @@ impl StreamPipeline {
                 .iter()
                 .map(|&u| self.exposure_sample(at, UserId(u), live, RequestId(0), 0))
                 .collect();
-            let batch = build_batch(&self.builder, &rows, Some(&self.history_source()))?;
+            let batch = build_batch(
+                &self.builder,
+                &rows,
+                Some(&self.history_source()),
+                Some(scorer.store()),
+            )?;
             let scores = scorer.predict(&batch)?;
             let mean = (0..rows.len())
                 .map(|r| f64::from(scores[r * t + click]))

@@ -135,10 +135,13 @@ fn pipelined_training_resumed_at_an_epoch_end_continues_exactly() {
         store,
         assembler: GsuAssembler::new(config.history_len),
     };
+    // Soft searches refresh their table copy every 4 steps: chunks of 4, 4, 4, 3 per
+    // epoch, each a drained pipeline; a resumed run replays the same chunks.
     let settings = |epochs| TrainSettings {
         epochs,
         batch_size: 200,
         pipeline: true,
+        soft_refresh_steps: 4,
         ..TrainSettings::default()
     };
     let fresh = || liverank_model::Trainer::new(config.clone(), sample_shape(&config)).unwrap();
@@ -160,4 +163,12 @@ fn pipelined_training_resumed_at_an_epoch_end_continues_exactly() {
     losses.extend(rest.losses);
     assert_eq!(losses.len(), 45);
     assert_eq!(losses, straight.losses, "resumed losses differ");
+    // The soft searches ran on copies of the table (one recall per refresh after the
+    // first); once the rows exist, a copy 4 steps stale finds most of what the exact
+    // table finds (the first copy, of the empty table, finds nothing).
+    let recall = &straight.soft_recall;
+    assert_eq!(recall.len(), 3 * 4 - 1);
+    assert_eq!(recall[0], 0.0, "{recall:?}");
+    let late = recall[recall.len() - 4..].iter().sum::<f64>() / 4.0;
+    assert!(late > 0.5 && late <= 1.0, "soft search recall {recall:?}");
 }

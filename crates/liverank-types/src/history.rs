@@ -13,6 +13,7 @@
 
 use crate::{AuthorId, CategoryId, DurationMs, EventTime, ItemRef, LiveId, VideoId};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fmt;
 
 /// Version of the record encoding ([`HistoryRecord::encode`]).
@@ -58,6 +59,25 @@ impl Domain {
 impl fmt::Display for Domain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Item vectors for soft search, e.g. the model's embedding table. Lives and videos have
+/// separate id spaces, hence the domain.
+pub trait ItemVectors {
+    /// The item's vector, if it has one. Every vector must have the query's length.
+    fn vector(&self, domain: Domain, item: u64) -> Option<&[f32]>;
+}
+
+impl<T: ItemVectors + ?Sized> ItemVectors for &T {
+    fn vector(&self, domain: Domain, item: u64) -> Option<&[f32]> {
+        (**self).vector(domain, item)
+    }
+}
+
+impl ItemVectors for HashMap<(Domain, u64), Vec<f32>> {
+    fn vector(&self, domain: Domain, item: u64) -> Option<&[f32]> {
+        self.get(&(domain, item)).map(Vec::as_slice)
     }
 }
 
@@ -406,6 +426,10 @@ pub struct Sequence {
     pub categories: Vec<u32>,
     /// Domain of each item, 0 video, 1 live (0 on padding); V_mixed holds both.
     pub domains: Vec<u8>,
+    /// Watch time of each interaction in ms (0 on padding).
+    pub watch_ms: Vec<u64>,
+    /// Start time of each interaction, ms since the epoch (0 on padding).
+    pub ts: Vec<i64>,
     /// Whether the position holds a record.
     pub mask: Vec<bool>,
 }
@@ -418,6 +442,8 @@ impl Sequence {
             authors: vec![0; len],
             categories: vec![0; len],
             domains: vec![0; len],
+            watch_ms: vec![0; len],
+            ts: vec![0; len],
             mask: vec![false; len],
         }
     }
@@ -430,6 +456,8 @@ impl Sequence {
             s.authors[i] = r.author.0;
             s.categories[i] = r.categories.primary().map_or(0, |c| c.0);
             s.domains[i] = u8::from(r.domain == Domain::Live);
+            s.watch_ms[i] = r.watch_ms.0;
+            s.ts[i] = r.ts.0;
             s.mask[i] = true;
         }
         s

@@ -7,6 +7,7 @@ mod bench;
 mod bench_model;
 mod bench_serve;
 mod bench_stream;
+mod experiment;
 mod forecast;
 mod history;
 mod inspect;
@@ -61,6 +62,8 @@ pub enum Command {
     Forecast(forecast::ForecastArgs),
     /// Serve ranked live rooms over HTTP (SPEC §6) on a simulated world.
     Serve(serve::ServeArgs),
+    /// Train named model variants × seeds on the same data: one AUC / GAUC table.
+    Experiment(experiment::ExperimentArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Write the HTML report (and its Markdown twin) of a run directory.
@@ -189,6 +192,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Forecast(args) => forecast::run(&settings, args),
         Command::Serve(args) => serve::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),
+        Command::Experiment(args) => experiment::run(&settings, args),
         Command::Report(args) => report::run(args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;

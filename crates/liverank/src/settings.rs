@@ -238,6 +238,9 @@ mod tests {
             // d_model must stay a multiple of heads.
             ("forecast.d_model" | "forecast.product.d_model", V::Integer(i)) => V::Integer(i * 2),
             ("forecast.heads" | "forecast.product.heads", V::Integer(i)) => V::Integer(i * 2),
+            // The ESU heads divide the embedding width: keep both valid alone.
+            ("model.embedding_dim", V::Integer(i)) => V::Integer(i * 2),
+            ("model.esu_heads", V::Integer(i)) => V::Integer(i / 2),
             (_, V::String(x)) => V::String(format!("{x}-other")),
             (_, V::Integer(i)) => V::Integer(i + 1),
             (_, V::Float(f)) if *f == 0.0 => V::Float(0.01),

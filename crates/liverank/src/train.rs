@@ -187,6 +187,7 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
         train_fraction: args.train_fraction.unwrap_or(settings.train.train_fraction),
         shuffle: settings.train.shuffle,
         pipeline: settings.train.pipeline,
+        soft_refresh_steps: settings.train.soft_refresh_steps,
     };
     settings.validate().map_err(|e| Failure::Input(e.into()))?;
     let train_all = load_samples(&args.train_samples)

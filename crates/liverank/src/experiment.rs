@@ -1,0 +1,166 @@
+//! `liverank experiment FILE.toml`: named model variants × seeds trained on the same
+//! samples and history, one table (Markdown and CSV) of AUC / GAUC per task with
+//! mean ± half-range. The work is `liverank_eval::run_experiment`; this command reads the
+//! file's `[data]` section, loads the inputs once and writes the table.
+//!
+//! ```toml
+//! seeds = [1, 2, 3]
+//! tasks = ["click", "long_view"]
+//! segment = true                  # also the Cross segment's AUC / GAUC
+//! [data]
+//! train_samples = "data/small/samples"
+//! history = "data/small/history"  # optional: without it every sequence is empty
+//! policy = "realtime"             # optional; epochs, batch_size, train_fraction too
+//! [[variant]]
+//! name = "no cross"
+//! model = { history_sequences = [], history_profile = false }
+//! [[variant]]
+//! name = "full"
+//! ```
+
+use crate::settings::Settings;
+use crate::{Failure, InputContext};
+use clap::Args;
+use liverank_eval::{Event, ExperimentData, ExperimentSpec, run_experiment};
+use liverank_history::{EmbeddedStore, GsuAssembler, HistoryConfig};
+use liverank_train::{HistorySource, TrainSettings, load_samples, split_samples};
+use liverank_types::Policy;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Arguments of `liverank experiment`.
+#[derive(Debug, Args, Clone)]
+pub struct ExperimentArgs {
+    /// The experiment file (TOML: seeds, tasks, segment, [model], [[variant]], [data]).
+    pub file: PathBuf,
+    /// Directory for table.md and table.csv (default: next to the file, named after it).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// The `[data]` section: where the samples and the history are, how to train.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataSection {
+    train_samples: PathBuf,
+    eval_samples: Option<PathBuf>,
+    history: Option<PathBuf>,
+    #[serde(default = "realtime")]
+    policy: Policy,
+    epochs: Option<usize>,
+    batch_size: Option<usize>,
+    train_fraction: Option<f64>,
+}
+
+fn realtime() -> Policy {
+    Policy::Realtime
+}
+
+/// Runs the command.
+pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(&args.file).input_err("reading the experiment file")?;
+    let mut table: toml::Table = text.parse().input_err("parsing the experiment file")?;
+    let data: DataSection = table
+        .remove("data")
+        .ok_or_else(|| {
+            Failure::Input(anyhow::anyhow!("the experiment file has no [data] section"))
+        })?
+        .try_into()
+        .input_err("the [data] section")?;
+    let spec: ExperimentSpec = toml::Value::Table(table)
+        .try_into()
+        .input_err("the experiment file")?;
+    spec.validate().input_err("the experiment file")?;
+    let train_settings = TrainSettings {
+        epochs: data.epochs.unwrap_or(settings.train.epochs),
+        batch_size: data.batch_size.unwrap_or(settings.train.batch_size).max(1),
+        train_fraction: data.train_fraction.unwrap_or(settings.train.train_fraction),
+        ..settings.train.clone()
+    };
+    train_settings
+        .validate()
+        .input_err("the [data] section's training settings")?;
+    let train_all = load_samples(&data.train_samples).input_err("reading training samples")?;
+    let eval_all = match &data.eval_samples {
+        Some(p) => load_samples(p).input_err("reading evaluation samples")?,
+        None => train_all.clone(),
+    };
+    let (train, eval) = split_samples(
+        train_all,
+        eval_all,
+        data.policy,
+        train_settings.train_fraction,
+    )
+    .input_err("splitting samples")?;
+    let store = match &data.history {
+        Some(dir) => {
+            let config = HistoryConfig {
+                cache_users: 1 << 20,
+                ..settings.history.clone()
+            };
+            Some(EmbeddedStore::open_read_only(dir, &config).input_err("opening [data] history")?)
+        }
+        None => None,
+    };
+    // Priors set to "from the data" are fixed from the training slice, as `train` does.
+    let mut base = settings.model.clone().with_data_priors(&train);
+    if data.policy == Policy::Fastslow {
+        base.loss = liverank_model::LossKind::Pu;
+    }
+    // Every variant reads sequences of its own length from the one store.
+    let history = store.as_ref().map(|store| HistorySource {
+        store,
+        assembler: GsuAssembler::new(base.history_len),
+    });
+    let runs = spec.variants.len() * spec.seeds.len();
+    let mut done = 0usize;
+    let started = std::time::Instant::now();
+    let table = run_experiment(
+        &spec,
+        &base,
+        &train_settings,
+        ExperimentData {
+            train: &train,
+            eval: &eval,
+            history,
+        },
+        |event| match event {
+            Event::Start { variant, seed } => {
+                eprintln!("[{}/{runs}] {variant} seed {seed} …", done + 1);
+            }
+            Event::Done {
+                evaluation,
+                rows_per_s,
+                ..
+            } => {
+                done += 1;
+                let click = evaluation
+                    .tasks
+                    .iter()
+                    .find(|(t, _)| *t == liverank_types::Task::Click)
+                    .and_then(|(_, m)| m.gauc);
+                eprintln!(
+                    "      click GAUC {}  {rows_per_s:.0} samples/s  ({:.0} s so far)",
+                    click.map_or("-".into(), |g| format!("{g:.4}")),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        },
+    )
+    .map_err(|e| Failure::Runtime(e.into()))?;
+    let out = args.out.unwrap_or_else(|| args.file.with_extension(""));
+    std::fs::create_dir_all(&out).input_err("creating the output directory")?;
+    let markdown = table.to_markdown();
+    std::fs::write(out.join("table.md"), &markdown).map_err(anyhow::Error::from)?;
+    std::fs::write(out.join("table.csv"), table.to_csv()).map_err(anyhow::Error::from)?;
+    println!(
+        "{} train / {} eval samples, {} variants × {} seeds",
+        train.len(),
+        eval.len(),
+        spec.variants.len(),
+        spec.seeds.len()
+    );
+    print!("{markdown}");
+    println!("written: {}/table.md, table.csv", out.display());
+    Ok(())
+}
