@@ -103,7 +103,7 @@ fn embedded_store_survives_sigkill_mid_append() {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut acked = None;
-        let mut read_ack = |line: String, acked: &mut Option<u64>| {
+        let read_ack = |line: String, acked: &mut Option<u64>| {
             // libtest may print `test child… ... ` on the same line before the first ack.
             let at = line.find("acked ")?;
             let b: u64 = line[at + "acked ".len()..].parse().unwrap();

@@ -629,8 +629,6 @@ mod tests {
             history_sequences: vec![GsuKind::Short, GsuKind::Mixed],
             history_len: 3,
             history_profile: true,
-            // The uniform share of 31 categories, as training would set it from the data.
-            history_prior: 1.0 / 31.0,
             stat_lookback: 1,
             ..RankerConfig::default()
         };

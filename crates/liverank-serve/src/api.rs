@@ -10,6 +10,7 @@
 
 use crate::ServeConfig;
 use crate::error::{ErrorBody, Result, ServeError};
+use crate::foresight::{Foresight, LiveForecast};
 use crate::model::ModelSource;
 use crate::rank::{RankRequest, Ranking, Recommender};
 use crate::recall::RecallSource;
@@ -47,6 +48,7 @@ struct Inner {
     recommender: Recommender,
     metrics: Option<PrometheusHandle>,
     next_request: AtomicU64,
+    foresight: std::sync::OnceLock<Arc<Foresight>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -76,8 +78,15 @@ impl AppState {
                 recommender,
                 metrics: crate::metrics::handle(),
                 next_request: AtomicU64::new(first_request_id.max(1)),
+                foresight: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Gives the server LiveForesighter's models: `GET /v1/lives/{id}` then carries the
+    /// room's forecast. Once per state: `false` (and no change) if it already has them.
+    pub fn set_foresight(&self, foresight: Arc<Foresight>) -> bool {
+        self.inner.foresight.set(foresight).is_ok()
     }
 
     /// The settings.
@@ -223,6 +232,10 @@ pub struct LiveResponse {
     pub stats: Vec<Vec<u32>>,
     /// Products on sale `[product, c1, c2, c3]`, oldest first.
     pub products: Vec<Vec<u64>>,
+    /// LiveForesighter's forecast of the next buckets and the next product's c3, when the
+    /// server was started with forecasters (`liverank serve --forecast DIR`) and the room
+    /// has a closed bucket.
+    pub forecast: Option<LiveForecast>,
 }
 
 /// Query of `GET /v1/lives/{id}` and `GET /v1/users/{id}/history`.
@@ -568,6 +581,10 @@ async fn live(
             .chunks(STAT_SERIES.len())
             .map(<[u32]>::to_vec)
             .collect(),
+        forecast: match state.inner.foresight.get() {
+            Some(f) => f.forecast(&room.stats, &room.products)?,
+            None => None,
+        },
         products: room.products.iter().map(|p| p.to_vec()).collect(),
     }))
 }

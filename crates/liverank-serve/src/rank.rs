@@ -388,16 +388,9 @@ fn author_index(records: &[HistoryRecord], len: usize) -> HashMap<AuthorId, Vec<
 
 /// V_aidhard of one target author from the index (the assembler's fill rule).
 fn aid_hard(records: &[HistoryRecord], indices: Option<&Vec<usize>>, len: usize) -> Sequence {
-    let mut s = Sequence::padding(len);
-    for (p, &i) in indices.into_iter().flatten().take(len).enumerate() {
-        let r = &records[i];
-        s.items[p] = r.item;
-        s.authors[p] = r.author.0;
-        s.categories[p] = r.categories.primary().map_or(0, |c| c.0);
-        s.domains[p] = u8::from(r.domain == Domain::Live);
-        s.mask[p] = true;
-    }
-    s
+    // The one fill rule of every GSU position (item, author, category, domain, watch time,
+    // time), so serving's positions carry the same ESU sub-keys as training's.
+    Sequence::fill(len, indices.into_iter().flatten().map(|&i| &records[i]))
 }
 
 #[cfg(test)]

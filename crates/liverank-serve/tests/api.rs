@@ -305,6 +305,103 @@ async fn events_need_the_token_and_answer_per_item() {
     assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
 }
 
+/// With forecasters, a room's response carries the next H buckets forecast from its last L
+/// closed buckets (rebuilt here from the response's own `stats`: log1p, series-major,
+/// left-padded) and the top-5 c3 of its next product, best first.
+#[tokio::test]
+async fn a_room_carries_its_forecast_when_the_server_has_forecasters() {
+    use liverank_model::foresight::{ForecastConfig, ProductConfig, ProductTrainer, StatTrainer};
+    let f = fixture(3, true);
+    let (_, plain) = call(&f.state, get("/v1/lives/100", None)).await;
+    assert!(plain["forecast"].is_null(), "no forecasters, no forecast");
+    let config = ForecastConfig {
+        lookback: 70,
+        horizon: 3,
+        d_model: 8,
+        heads: 2,
+        layers: 1,
+        ffn: 8,
+        product: ProductConfig {
+            product_rows: 64,
+            c1_rows: 5,
+            c2_rows: 20,
+            c3_rows: 200,
+            embed_dim: 4,
+            d_model: 8,
+            heads: 2,
+            layers: 1,
+            ffn: 8,
+            max_len: 5,
+            ..ProductConfig::default()
+        },
+        ..ForecastConfig::default()
+    };
+    let stat = StatTrainer::new(config.clone(), STAT_SERIES.len())
+        .unwrap()
+        .model()
+        .unwrap();
+    let product = ProductTrainer::new(config).unwrap().model().unwrap();
+    assert!(
+        f.state
+            .set_foresight(Arc::new(Foresight::new(stat.clone(), product)))
+    );
+    let (status, body) = call(&f.state, get("/v1/lives/100", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let forecast = &body["forecast"];
+    assert_eq!(forecast["horizon"], 3);
+    // 64 closed buckets under a lookback of 70: six zero buckets in front.
+    let rows: Vec<Vec<f32>> = body["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 64);
+    let n = STAT_SERIES.len();
+    let mut x = Vec::new();
+    for s in 0..n {
+        x.extend(std::iter::repeat_n(0.0, 6));
+        x.extend(rows.iter().map(|r| r[s].ln_1p()));
+    }
+    let want = stat.forecast(&x, 1).unwrap().forecast;
+    let got = forecast["stats"].as_array().unwrap();
+    assert_eq!(got.len(), 3);
+    for (k, row) in got.iter().enumerate() {
+        let row = row.as_array().unwrap();
+        assert_eq!(row.len(), n);
+        for (s, v) in row.iter().enumerate() {
+            let w = f64::from(want[s * 3 + k]).exp_m1().max(0.0);
+            assert!(
+                (v.as_f64().unwrap() - w).abs() < 1e-9,
+                "bucket {k} series {s}"
+            );
+        }
+    }
+    // One product on sale: five classes, probabilities non-increasing.
+    let next = forecast["next_c3"].as_array().unwrap();
+    assert_eq!(next.len(), 5);
+    let p: Vec<f64> = next
+        .iter()
+        .map(|c| c["probability"].as_f64().unwrap())
+        .collect();
+    assert!(p.windows(2).all(|w| w[0] >= w[1]), "{p:?}");
+    assert!(
+        !f.state.set_foresight(Arc::new(Foresight::new(
+            stat,
+            ProductTrainer::new(ForecastConfig::default())
+                .unwrap()
+                .model()
+                .unwrap()
+        )))
+    );
+}
+
 #[tokio::test]
 async fn lives_and_history_routes() {
     let f = fixture(3, true);

@@ -952,6 +952,100 @@ fn time_inference(
     })
 }
 
+/// One held-out room's series over its broadcast, next to the forecaster's one-step-ahead
+/// forecast of it (the first of the H buckets forecast from the L before), in raw counts:
+/// what the forecast-vs-actual figure of `liverank forecast eval --plot` draws.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomTrace {
+    /// Room id.
+    pub live: u64,
+    /// Streamer type, when known.
+    pub author_type: Option<String>,
+    /// Which series ([`STAT_SERIES`] index).
+    pub series: usize,
+    /// Minutes since the room's start of each bucket.
+    pub minutes: Vec<f64>,
+    /// The bucket's count; `None` where no sample revealed it.
+    pub actual: Vec<Option<f64>>,
+    /// The forecaster's one-step-ahead forecast; `None` where its window is not known.
+    pub forecast: Vec<Option<f64>>,
+    /// The last-value baseline for the same bucket.
+    pub last_value: Vec<Option<f64>>,
+}
+
+/// Traces of up to `rooms` held-out rooms that have a highlight starting in their known
+/// buckets (the longest broadcasts first, ties by room id), for series `series`.
+pub fn forecast_traces(
+    data: &ForecastData,
+    stat: &StatModel,
+    highlights: &HashMap<u64, Vec<i64>>,
+    train_fraction: f64,
+    series: usize,
+    rooms: usize,
+) -> Result<Vec<RoomTrace>> {
+    if series >= SERIES {
+        return Err(TrainError::Input(format!(
+            "series {series}: there are {SERIES}"
+        )));
+    }
+    let (l, h) = (stat.config().lookback, stat.config().horizon);
+    let split = split_rooms(data, train_fraction);
+    let width = data.width;
+    let mut chosen: Vec<&RoomSeries> = split
+        .test
+        .iter()
+        .map(|&i| &data.rooms[i])
+        .filter(|r| {
+            let to = r.first + r.buckets.len() as i64 * width;
+            highlights
+                .get(&r.live)
+                .is_some_and(|s| s.iter().any(|&t| t >= r.first && t < to))
+        })
+        .collect();
+    chosen.sort_by(|a, b| {
+        b.buckets
+            .len()
+            .cmp(&a.buckets.len())
+            .then(a.live.cmp(&b.live))
+    });
+    chosen.truncate(rooms);
+    let mut out = Vec::with_capacity(chosen.len());
+    for room in chosen {
+        let n = room.buckets.len();
+        let windows: Vec<usize> = (1..n)
+            .filter(|&pos| {
+                let from = pos.saturating_sub(l);
+                room.known[from..=pos].iter().all(|&k| k)
+            })
+            .collect();
+        let mut x = Vec::with_capacity(windows.len() * SERIES * l);
+        for &pos in &windows {
+            push_input(room, pos, l, &mut x);
+        }
+        let forecast = stat.forecast(&x, windows.len())?.forecast;
+        let raw = |v: f32| f64::from(v).exp_m1().max(0.0);
+        let mut trace = RoomTrace {
+            live: room.live,
+            author_type: room.author_type.clone(),
+            series,
+            minutes: (0..n)
+                .map(|p| (room.first + p as i64 * width - room.start) as f64 / 60_000.0)
+                .collect(),
+            actual: (0..n)
+                .map(|p| room.known[p].then(|| f64::from(room.buckets[p][series])))
+                .collect(),
+            forecast: vec![None; n],
+            last_value: vec![None; n],
+        };
+        for (i, &pos) in windows.iter().enumerate() {
+            trace.forecast[pos] = Some(raw(forecast[(i * SERIES + series) * h]));
+            trace.last_value[pos] = Some(f64::from(room.buckets[pos - 1][series]));
+        }
+        out.push(trace);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1028,5 +1122,76 @@ mod tests {
         let mut x = Vec::new();
         push_input(&room, 1, 3, &mut x);
         assert_eq!(&x[..3], &[0.0, 0.0, 2f32.ln()]);
+    }
+
+    #[test]
+    fn traces_pick_held_out_rooms_with_highlights_and_forecast_one_bucket_ahead() {
+        let width = 30_000;
+        let room = |live: u64, start: i64, n: usize| RoomSeries {
+            live,
+            author_type: Some("ecommerce".into()),
+            start,
+            first: start + width,
+            buckets: (0..n)
+                .map(|t| std::array::from_fn(|s| (t * 3 + s) as u32 % 7))
+                .collect(),
+            known: (0..n).map(|t| t != 4).collect(),
+            products: Vec::new(),
+        };
+        // Rooms 1 (trains), 2 and 3 (held out, from 750 s on); 4 is held out without a
+        // highlight.
+        let data = ForecastData {
+            rooms: vec![
+                room(1, 0, 12),
+                room(2, 800_000, 9),
+                room(3, 900_000, 12),
+                room(4, 950_000, 20),
+            ],
+            width,
+            span: (0, 1_000_000),
+            malformed: 0,
+        };
+        let highlights =
+            HashMap::from([(1, vec![60_000]), (2, vec![900_000]), (3, vec![1_000_000])]);
+        let config = ForecastConfig {
+            lookback: 3,
+            horizon: 2,
+            d_model: 8,
+            heads: 2,
+            layers: 1,
+            ffn: 8,
+            ..ForecastConfig::default()
+        };
+        let stat = StatTrainer::new(config, SERIES).unwrap().model().unwrap();
+        let traces = forecast_traces(&data, &stat, &highlights, 0.75, ONLINE, 5).unwrap();
+        // The longer held-out room first; room 1 trains, room 4 has no highlight.
+        assert_eq!(
+            traces.iter().map(|t| t.live).collect::<Vec<_>>(),
+            vec![3, 2]
+        );
+        let t = &traces[0];
+        let r = &data.rooms[2];
+        assert_eq!(
+            t.minutes[0], 0.5,
+            "the first bucket starts 30 s after the start"
+        );
+        assert_eq!(t.actual[3], Some(f64::from(r.buckets[3][ONLINE])));
+        assert_eq!(t.actual[4], None);
+        // Position 0 has no input, 4 and 5 touch the unknown bucket 4 (as input or
+        // target); position 7 reads buckets 4..7: unknown too; 8 reads 5..8.
+        let with_forecast: Vec<usize> = (0..12).filter(|&p| t.forecast[p].is_some()).collect();
+        assert_eq!(with_forecast, vec![1, 2, 3, 8, 9, 10, 11]);
+        for &pos in &with_forecast {
+            let mut x = Vec::new();
+            push_input(r, pos, 3, &mut x);
+            let f = stat.forecast(&x, 1).unwrap().forecast;
+            let want = f64::from(f[ONLINE * 2]).exp_m1().max(0.0);
+            assert!((t.forecast[pos].unwrap() - want).abs() < 1e-9, "{pos}");
+            assert_eq!(
+                t.last_value[pos],
+                Some(f64::from(r.buckets[pos - 1][ONLINE]))
+            );
+        }
+        assert!(forecast_traces(&data, &stat, &highlights, 0.75, SERIES, 1).is_err());
     }
 }

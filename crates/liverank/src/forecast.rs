@@ -8,11 +8,14 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use liverank_ingest::read_table;
 use liverank_model::foresight::{ProductModel, StatModel};
+use liverank_report::plot::{LineChart, Series};
 use liverank_sim::realism::TruthHighlight;
 use liverank_train::forecast::{
-    ForecastData, ForecastEval, PREDICTORS, evaluate_forecasters, forecast_data, train_forecasters,
+    ForecastData, ForecastEval, ONLINE, ORDERS, PREDICTORS, evaluate_forecasters, forecast_data,
+    forecast_traces, train_forecasters,
 };
 use liverank_train::load_samples;
+use liverank_types::STAT_SERIES;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +68,10 @@ struct EvalArgs {
     /// Also write the evaluation as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also draw forecast vs actual (PNG) of a few held-out rooms with highlights into this
+    /// directory: online viewers and, for e-commerce rooms, orders.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 /// Share of the samples' time range whose rooms train (the rest is held out).
@@ -146,12 +153,13 @@ fn train(settings: &Settings, args: TrainArgs) -> Result<(), Failure> {
 }
 
 /// Room → highlight start instants, from the simulator's truth file.
-fn highlight_starts(path: &Path) -> Result<HashMap<u64, Vec<i64>>, Failure> {
+/// Per room, its highlights as (start, end) ms.
+fn highlight_spans(path: &Path) -> Result<HashMap<u64, Vec<(i64, i64)>>, Failure> {
     let rows: Vec<TruthHighlight> =
         read_table(path).input_err(&format!("reading {}", path.display()))?;
-    let mut out: HashMap<u64, Vec<i64>> = HashMap::new();
+    let mut out: HashMap<u64, Vec<(i64, i64)>> = HashMap::new();
     for h in rows {
-        out.entry(h.live).or_default().push(h.start);
+        out.entry(h.live).or_default().push((h.start, h.end));
     }
     Ok(out)
 }
@@ -174,23 +182,105 @@ fn eval(settings: &Settings, args: EvalArgs) -> Result<(), Failure> {
     let product = ProductModel::from_bytes(&read("product.bin")?).input_err("product.bin")?;
     let data = load_data(settings, &args.samples)?;
     let truth = args.truth.clone().or_else(|| default_truth(&args.samples));
-    let highlights = match &truth {
-        Some(p) => highlight_starts(p)?,
+    let spans = match &truth {
+        Some(p) => highlight_spans(p)?,
         None => {
             eprintln!("no truth_highlights file: the highlight subsets stay empty");
             HashMap::new()
         }
     };
+    let highlights: HashMap<u64, Vec<i64>> = spans
+        .iter()
+        .map(|(&live, s)| (live, s.iter().map(|&(start, _)| start).collect()))
+        .collect();
     let seed = stat.config().seed;
     let report = evaluate_forecasters(&data, &stat, &product, &highlights, TRAIN_FRACTION, seed)
         .input_err("evaluating")?;
     print_eval(&report);
+    if let Some(dir) = &args.plot {
+        plot_traces(&data, &stat, &highlights, &spans, dir)?;
+    }
     if let Some(path) = &args.json {
         std::fs::write(
             path,
             serde_json::to_vec_pretty(&report).map_err(anyhow::Error::from)?,
         )
         .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Forecast vs actual of four held-out rooms with highlights (online viewers) and of two
+/// e-commerce rooms (orders), one PNG each, highlights shaded.
+fn plot_traces(
+    data: &ForecastData,
+    stat: &StatModel,
+    highlights: &HashMap<u64, Vec<i64>>,
+    spans: &HashMap<u64, Vec<(i64, i64)>>,
+    dir: &Path,
+) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ecommerce: HashMap<u64, Vec<i64>> = highlights
+        .iter()
+        .filter(|(live, _)| {
+            data.rooms
+                .iter()
+                .any(|r| r.live == **live && r.author_type.as_deref() == Some("ecommerce"))
+        })
+        .map(|(&k, v)| (k, v.clone()))
+        .collect();
+    let mut traces = forecast_traces(data, stat, highlights, TRAIN_FRACTION, ONLINE, 4)
+        .input_err("forecast traces")?;
+    traces.extend(
+        forecast_traces(data, stat, &ecommerce, TRAIN_FRACTION, ORDERS, 2)
+            .input_err("forecast traces")?,
+    );
+    if traces.is_empty() {
+        eprintln!("no held-out room with a highlight: nothing to plot");
+    }
+    let points = |m: &[f64], v: &[Option<f64>]| -> Vec<(f64, f64)> {
+        m.iter()
+            .zip(v)
+            .map(|(&x, y)| (x, y.unwrap_or(f64::NAN)))
+            .collect()
+    };
+    for t in &traces {
+        let name = STAT_SERIES[t.series];
+        let room = data.rooms.iter().find(|r| r.live == t.live);
+        let start = room.map_or(0, |r| r.start);
+        let mut chart = LineChart::new(
+            format!(
+                "room {} ({}): {name}",
+                t.live,
+                t.author_type.as_deref().unwrap_or("?")
+            ),
+            "minutes since the room went on air",
+            format!("{name} per 30 s bucket"),
+        )
+        .with_series(Series::new("actual", points(&t.minutes, &t.actual)))
+        .with_series(Series::new(
+            "iTransformer, one bucket ahead",
+            points(&t.minutes, &t.forecast),
+        ))
+        .with_series(Series::new("last value", points(&t.minutes, &t.last_value)));
+        for &(from, to) in spans.get(&t.live).map_or(&[][..], Vec::as_slice) {
+            chart = chart.with_band(
+                (from - start) as f64 / 60_000.0,
+                (to - start) as f64 / 60_000.0,
+            );
+        }
+        let stem = format!("forecast_{}_{name}", t.live);
+        let figure = chart
+            .render(
+                &stem,
+                "The forecaster's next-bucket forecast against the bucket's count and the \
+                 last value, highlights shaded.",
+            )
+            .map_err(anyhow::Error::from)?;
+        let path = dir.join(format!("{stem}.png"));
+        liverank_fs::write_atomic_bytes(&path, &figure.png)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("plot → {}", path.display());
     }
     Ok(())
 }

@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// world stays at its busiest minute).
     #[arg(long, default_value_t = 10.0)]
     pub pace: f64,
+    /// LiveForesighter's models (a `liverank forecast train --out` directory):
+    /// `GET /v1/lives/{id}` then returns each room's forecast and top-5 next c3.
+    #[arg(long, value_name = "DIR")]
+    pub forecast: Option<PathBuf>,
 }
 
 /// The simulated world, pre-ingested up to its busiest minute.
@@ -273,6 +277,11 @@ pub fn run(settings: &Settings, args: ServeArgs) -> Result<(), Failure> {
         None => demo.world.clone(),
     };
     let state = state_with(&config, &demo.world, ingest.clone(), &slot);
+    if let Some(dir) = &args.forecast {
+        let foresight = liverank_serve::Foresight::open(dir).input_err("--forecast")?;
+        state.set_foresight(Arc::new(foresight));
+        println!("serve: forecasts from {}", dir.display());
+    }
     let rest = demo.events[demo.ingested..].to_vec();
     let feeder = (args.pace > 0.0).then(|| {
         let stop = stop.clone();
