@@ -1,0 +1,214 @@
+//! Client plumbing: configurations of the consumer and producer (manual assignment, no
+//! consumer group; an idempotent producer), topic creation, watermarks, and the partition
+//! of an event.
+
+use crate::config::KafkaConfig;
+use crate::error::{KafkaError, Result, client};
+use liverank_types::Event;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+/// The request timeout of the settings.
+pub fn timeout(config: &KafkaConfig) -> Duration {
+    Duration::from_millis(config.timeout_ms)
+}
+
+/// A consumer for manual assignment: no `group.id`, so no group join (they take ~20 s on
+/// tansu) and no committed offsets: positions live in the job's checkpoint.
+pub fn consumer(config: &KafkaConfig) -> Result<BaseConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "error")
+        .set("fetch.wait.max.ms", "10")
+        .set("socket.timeout.ms", config.timeout_ms.to_string())
+        .create()
+        .map_err(client("creating a consumer"))
+}
+
+/// Producer settings: idempotent (ordered, no duplicates from the client's retries), all
+/// acknowledgements, batches lingering `linger_ms`.
+pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", config.linger_ms.to_string())
+        .set("message.timeout.ms", (config.timeout_ms * 3).to_string())
+        .set("queue.buffering.max.messages", "1000000");
+    c
+}
+
+/// Runs a future of the client (admin requests) to completion on this thread; the client
+/// resolves them from its own threads, so no async runtime is needed.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => return out,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+/// Creates the events and samples topics with `partitions` partitions where missing and
+/// checks the partition count of those that exist.
+pub fn ensure_topics(config: &KafkaConfig) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .map_err(client("creating an admin client"))?;
+    let partitions = i32::try_from(config.partitions).unwrap_or(i32::MAX);
+    let topics = [
+        NewTopic::new(&config.events_topic, partitions, TopicReplication::Fixed(1)),
+        NewTopic::new(
+            &config.samples_topic,
+            partitions,
+            TopicReplication::Fixed(1),
+        ),
+    ];
+    let options = AdminOptions::new().operation_timeout(Some(timeout(config)));
+    let results =
+        block_on(admin.create_topics(&topics, &options)).map_err(client("creating topics"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaError::CreateTopic {
+                    topic,
+                    reason: code.to_string(),
+                });
+            }
+        }
+    }
+    let probe = consumer(config)?;
+    for topic in [&config.events_topic, &config.samples_topic] {
+        let actual = partition_count(&probe, topic, config)?;
+        if actual != config.partitions as usize {
+            return Err(KafkaError::Partitions {
+                topic: topic.clone(),
+                actual,
+                expected: config.partitions,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The number of partitions of `topic` (0 when it does not exist).
+pub fn partition_count(
+    consumer: &BaseConsumer,
+    topic: &str,
+    config: &KafkaConfig,
+) -> Result<usize> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout(config))
+        .map_err(client(format!("metadata of {topic}")))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len()))
+}
+
+/// `(low, high)` watermarks of a partition: the first offset held and the next offset
+/// to be written.
+pub fn watermarks(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    config: &KafkaConfig,
+) -> Result<(i64, i64)> {
+    consumer
+        .fetch_watermarks(topic, partition, timeout(config))
+        .map_err(client(format!("watermarks of {topic}/{partition}")))
+}
+
+/// The partition of a user: `user % partitions` (explicit, so it does not depend on the
+/// client's key hash).
+pub fn user_partition(user: u64, partitions: u32) -> i32 {
+    (user % u64::from(partitions.max(1))) as i32
+}
+
+/// The partitions an event goes to: its user's, or every partition for a room event
+/// (live start / end, product on sale) that has no user, since every partition's engine
+/// needs it to close sessions and know the room.
+pub fn event_partitions(event: &Event, partitions: u32) -> std::ops::Range<i32> {
+    match event.user() {
+        Some(user) => {
+            let p = user_partition(user.0, partitions);
+            p..p + 1
+        }
+        None => 0..i32::try_from(partitions).unwrap_or(i32::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liverank_types::{EventId, EventKind, EventTime, LiveId, UserId};
+
+    #[test]
+    fn user_events_go_to_one_partition_room_events_to_all() {
+        let like = Event {
+            event_id: EventId(1),
+            ts: EventTime(0),
+            kind: EventKind::Like {
+                user: UserId(7),
+                live: LiveId(2),
+            },
+        };
+        assert_eq!(event_partitions(&like, 3), 1..2);
+        assert_eq!(event_partitions(&like, 1), 0..1);
+        let end = Event {
+            kind: EventKind::LiveEnd { live: LiveId(2) },
+            ..like
+        };
+        assert_eq!(event_partitions(&end, 3), 0..3);
+    }
+
+    #[test]
+    fn block_on_waits_for_a_future_woken_from_another_thread() {
+        let (tx, rx) = std::sync::mpsc::channel::<u32>();
+        let handle = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tx.send(5)
+        });
+        let rx = std::sync::Mutex::new(rx);
+        let polled = std::sync::atomic::AtomicU32::new(0);
+        let value = block_on(std::future::poll_fn(|cx| {
+            polled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match rx.lock().map(|r| r.try_recv()) {
+                Ok(Ok(v)) => Poll::Ready(v),
+                _ => {
+                    let waker = cx.waker().clone();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(5));
+                        waker.wake();
+                    });
+                    Poll::Pending
+                }
+            }
+        }));
+        assert_eq!(value, 5);
+        assert!(polled.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+        assert!(handle.join().is_ok());
+    }
+}

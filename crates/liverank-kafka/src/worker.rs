@@ -1,0 +1,165 @@
+//! The distributed sample engine: a worker runs one [`SampleJob`] per events partition
+//! it is given (the same engine code as the file path, behind the job's traits), and
+//! `ingest` pushes an event file into the events topic.
+//!
+//! Per partition `p` the worker keeps `STATE/p<p>/checkpoint.bin` (the engine, the input
+//! offset, the output offset) and `STATE/p<p>/dead_letters.jsonl`. A worker killed
+//! anywhere and restarted with the same state directory continues exactly (see
+//! [`crate::sink`] for the dedup rule); a partition can move to another worker with its
+//! state directory.
+
+use crate::client::{ensure_topics, event_partitions};
+use crate::config::KafkaConfig;
+use crate::error::{KafkaError, Result};
+use crate::sink::{CheckedProducer, KafkaSampleSink};
+use crate::source::{End, KafkaEventSource};
+use liverank_ingest::{DeadLetterWriter, JsonlDeadLetterSink, ReadError, open_events};
+use liverank_samples::job::FileCheckpoints;
+use liverank_samples::{
+    EngineCounters, FeatureContext, JobOptions, JobResult, SampleConfig, SampleJob,
+};
+use liverank_types::EventRecord;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerSpec {
+    /// Broker and topics.
+    pub kafka: KafkaConfig,
+    /// The engine's settings (the same for every partition and every restart).
+    pub samples: SampleConfig,
+    /// Entity tables for features.
+    pub context: Arc<FeatureContext>,
+    /// The events partitions of this worker.
+    pub partitions: Vec<i32>,
+    /// Checkpoints and dead letters, one subdirectory per partition.
+    pub state_dir: PathBuf,
+    /// Checkpoint and progress cadence.
+    pub options: JobOptions,
+    /// Stop at the end seen at start, or follow.
+    pub end: End,
+    /// Leave the feature block out of the samples.
+    pub strip_features: bool,
+}
+
+/// One partition's finished job.
+#[derive(Debug)]
+pub struct PartitionResult {
+    /// The partition.
+    pub partition: i32,
+    /// The job's result.
+    pub job: JobResult,
+}
+
+/// The state directory of a partition.
+pub fn partition_dir(state_dir: &Path, partition: i32) -> PathBuf {
+    state_dir.join(format!("p{partition}"))
+}
+
+/// Runs the job of one partition to its end.
+pub fn run_partition(
+    spec: &WorkerSpec,
+    partition: i32,
+    progress: impl FnMut(u64, &EngineCounters),
+) -> Result<PartitionResult> {
+    let dir = partition_dir(&spec.state_dir, partition);
+    std::fs::create_dir_all(&dir).map_err(|e| liverank_ingest::IngestError::io(&dir, e))?;
+    let source = KafkaEventSource::open(&spec.kafka, partition, spec.end)?;
+    let sink = KafkaSampleSink::new(&spec.kafka, partition, spec.strip_features)?;
+    let dead = JsonlDeadLetterSink::new(
+        dir.join("dead_letters.jsonl"),
+        format!("kafka:{}/{partition}", spec.kafka.events_topic),
+    );
+    let checkpoints = FileCheckpoints::new(dir.join("checkpoint.bin"));
+    let job = SampleJob::open(
+        spec.samples.clone(),
+        spec.context.clone(),
+        source,
+        sink,
+        dead,
+        checkpoints,
+        spec.options,
+    )?;
+    Ok(PartitionResult {
+        partition,
+        job: job.run(progress)?,
+    })
+}
+
+/// Runs every partition of the worker, each on its own thread, to its end.
+pub fn run_worker(spec: &WorkerSpec) -> Result<Vec<PartitionResult>> {
+    let results: Vec<Result<PartitionResult>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = spec
+            .partitions
+            .iter()
+            .map(|&p| scope.spawn(move || run_partition(spec, p, |_, _| {})))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(KafkaError::Delivery("a partition thread panicked".into()))
+                })
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+/// What `ingest` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Valid events read from the file.
+    pub events: u64,
+    /// Messages produced (room events count once per partition).
+    pub messages: u64,
+    /// Records of the file rejected (written to the dead letters).
+    pub rejected: u64,
+}
+
+/// Pushes the events of `path` (either format) into the events topic, each to its
+/// user's partition and room events to every partition, in file order; creates the
+/// topics if missing. Rejected records go to `dead_letters`. Returns once every message
+/// is acknowledged.
+pub fn ingest(config: &KafkaConfig, path: &Path, dead_letters: &Path) -> Result<IngestReport> {
+    ensure_topics(config)?;
+    let reader = open_events(path)?;
+    let mut dead: Option<DeadLetterWriter> = None;
+    let mut producer = CheckedProducer::new(config)?;
+    let mut report = IngestReport::default();
+    let mut buf = Vec::with_capacity(512);
+    for item in reader {
+        match item {
+            Ok(event) => {
+                report.events += 1;
+                buf.clear();
+                serde_json::to_writer(&mut buf, &EventRecord::from(&event)).map_err(|source| {
+                    KafkaError::Encode {
+                        what: "an event",
+                        source,
+                    }
+                })?;
+                let key = event.user().map(|u| u.0.to_string()).unwrap_or_default();
+                for p in event_partitions(&event, config.partitions) {
+                    producer.send(&config.events_topic, p, key.as_bytes(), &buf, None)?;
+                    report.messages += 1;
+                }
+            }
+            Err(ReadError::Record(r)) => {
+                report.rejected += 1;
+                let writer = match &mut dead {
+                    Some(w) => w,
+                    None => dead.insert(DeadLetterWriter::create(dead_letters)?),
+                };
+                writer.record(&r)?;
+            }
+            Err(ReadError::Fatal(e)) => return Err(e.into()),
+        }
+    }
+    producer.flush()?;
+    if let Some(w) = dead {
+        w.finish()?;
+    }
+    Ok(report)
+}
