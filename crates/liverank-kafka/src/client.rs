@@ -9,7 +9,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -20,11 +22,13 @@ pub fn timeout(config: &KafkaConfig) -> Duration {
     Duration::from_millis(config.timeout_ms)
 }
 
-/// A consumer for manual assignment: no `group.id`, so no group join (they take ~20 s on
-/// tansu) and no committed offsets: positions live in the job's checkpoint.
+/// A consumer for manual assignment: `assign`, never `subscribe`, so no group join (they
+/// take ~20 s on tansu), and nothing committed: positions live in the job's checkpoint.
+/// (librdkafka wants a `group.id` for an assigned consumer all the same; it is not used.)
 pub fn consumer(config: &KafkaConfig) -> Result<BaseConsumer> {
     ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
+        .set("group.id", "liverank-manual-assignment")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
@@ -130,15 +134,64 @@ pub fn partition_count(
 
 /// `(low, high)` watermarks of a partition: the first offset held and the next offset
 /// to be written.
+///
+/// The high watermark is not taken from `ListOffsets`: tansu 0.6 answers it with the base
+/// offset of the partition's newest record batch plus one, which is short by the batch's
+/// other records (measured: five records in one batch gave 1). The fetch path reports the
+/// true high watermark, so the partition is read from that batch to its end (the client
+/// signals the end when the fetch offset reaches the fetch's high watermark).
 pub fn watermarks(
     consumer: &BaseConsumer,
     topic: &str,
     partition: i32,
     config: &KafkaConfig,
 ) -> Result<(i64, i64)> {
-    consumer
+    let what = || format!("watermarks of {topic}/{partition}");
+    let (low, listed) = consumer
         .fetch_watermarks(topic, partition, timeout(config))
-        .map_err(client(format!("watermarks of {topic}/{partition}")))
+        .map_err(client(what()))?;
+    if listed <= low {
+        return Ok((low, listed));
+    }
+    let reader = eof_consumer(config)?;
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(listed - 1))
+        .map_err(client("building an assignment"))?;
+    reader.assign(&list).map_err(client(what()))?;
+    let started = std::time::Instant::now();
+    let mut high = listed - 1;
+    loop {
+        match reader.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => high = high.max(m.offset() + 1),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) if high >= listed => {
+                return Ok((low, high));
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => return Err(client(what())(e)),
+            None if started.elapsed() > timeout(config) => {
+                return Err(KafkaError::Input {
+                    topic: topic.to_string(),
+                    partition,
+                    reason: format!("no end of partition seen within {:?}", timeout(config)),
+                });
+            }
+            None => {}
+        }
+    }
+}
+
+/// A consumer that reports reaching the end of a partition.
+fn eof_consumer(config: &KafkaConfig) -> Result<BaseConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", "liverank-manual-assignment")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "error")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(client("creating a consumer"))
 }
 
 /// The partition of a user: `user % partitions` (explicit, so it does not depend on the

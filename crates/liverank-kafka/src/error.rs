@@ -59,6 +59,15 @@ pub enum KafkaError {
     /// The sample job stopped (source, sink, checkpoint).
     #[error(transparent)]
     Job(#[from] liverank_samples::JobError),
+    /// The worker's state directory.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A sample or event could not be encoded.
     #[error("encoding {what}: {source}")]
     Encode {

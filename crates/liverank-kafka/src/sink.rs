@@ -27,7 +27,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Delivery opaque meaning "no offset to check".
@@ -74,11 +75,18 @@ impl ProducerContext for Checked {
 }
 
 /// An idempotent producer whose deliveries are checked.
-#[derive(Debug)]
 pub struct CheckedProducer {
     producer: BaseProducer<Checked>,
     sent: u64,
     flush_timeout: Duration,
+}
+
+impl std::fmt::Debug for CheckedProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedProducer")
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CheckedProducer {
@@ -170,7 +178,7 @@ pub struct KafkaSampleSink {
     next: i64,
     /// `sample_id`s already in the output from `next` on (the dedup rule).
     pending: VecDeque<u64>,
-    deduplicated: u64,
+    deduplicated: Arc<AtomicU64>,
     strip_features: bool,
     buf: Vec<u8>,
 }
@@ -185,15 +193,16 @@ impl KafkaSampleSink {
             producer: CheckedProducer::new(config)?,
             next: 0,
             pending: VecDeque::new(),
-            deduplicated: 0,
+            deduplicated: Arc::default(),
             strip_features,
             buf: Vec::with_capacity(4096),
         })
     }
 
-    /// Samples skipped by the dedup rule since the sink was restored.
-    pub fn deduplicated(&self) -> u64 {
-        self.deduplicated
+    /// Samples skipped by the dedup rule since the sink was restored (a shared counter,
+    /// readable after the sink has moved into a job).
+    pub fn deduplicated(&self) -> Arc<AtomicU64> {
+        self.deduplicated.clone()
     }
 
     fn output_error(&self, offset: i64, reason: String) -> KafkaError {
@@ -332,7 +341,7 @@ impl SampleSink for KafkaSampleSink {
         }
         self.pending = read_sample_ids(&self.config, self.partition, start, high)?;
         self.next = start;
-        self.deduplicated = 0;
+        self.deduplicated.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -348,7 +357,7 @@ impl SampleSink for KafkaSampleSink {
                 ));
             }
             self.next += 1;
-            self.deduplicated += 1;
+            self.deduplicated.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         if self.strip_features {

@@ -24,7 +24,6 @@ pub enum End {
 }
 
 /// A partition of the events topic, read from an offset.
-#[derive(Debug)]
 pub struct KafkaEventSource {
     consumer: BaseConsumer,
     topic: String,
@@ -34,6 +33,16 @@ pub struct KafkaEventSource {
     assigned: bool,
     source_name: String,
     patience: Duration,
+}
+
+impl std::fmt::Debug for KafkaEventSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaEventSource")
+            .field("source", &self.source_name)
+            .field("next", &self.next)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KafkaEventSource {

@@ -48,6 +48,8 @@ pub struct WorkerSpec {
 pub struct PartitionResult {
     /// The partition.
     pub partition: i32,
+    /// Samples the restored job found already in the output and skipped (the dedup rule).
+    pub deduplicated: u64,
     /// The job's result.
     pub job: JobResult,
 }
@@ -64,9 +66,13 @@ pub fn run_partition(
     progress: impl FnMut(u64, &EngineCounters),
 ) -> Result<PartitionResult> {
     let dir = partition_dir(&spec.state_dir, partition);
-    std::fs::create_dir_all(&dir).map_err(|e| liverank_ingest::IngestError::io(&dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|source| KafkaError::Io {
+        path: dir.clone(),
+        source,
+    })?;
     let source = KafkaEventSource::open(&spec.kafka, partition, spec.end)?;
     let sink = KafkaSampleSink::new(&spec.kafka, partition, spec.strip_features)?;
+    let deduplicated = sink.deduplicated();
     let dead = JsonlDeadLetterSink::new(
         dir.join("dead_letters.jsonl"),
         format!("kafka:{}/{partition}", spec.kafka.events_topic),
@@ -81,14 +87,18 @@ pub fn run_partition(
         checkpoints,
         spec.options,
     )?;
+    let job = job.run(progress)?;
     Ok(PartitionResult {
         partition,
-        job: job.run(progress)?,
+        deduplicated: deduplicated.load(std::sync::atomic::Ordering::Relaxed),
+        job,
     })
 }
 
 /// Runs every partition of the worker, each on its own thread, to its end.
+/// Creates the topics first if missing.
 pub fn run_worker(spec: &WorkerSpec) -> Result<Vec<PartitionResult>> {
+    ensure_topics(&spec.kafka)?;
     let results: Vec<Result<PartitionResult>> = std::thread::scope(|scope| {
         let handles: Vec<_> = spec
             .partitions
