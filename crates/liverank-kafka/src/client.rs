@@ -180,6 +180,50 @@ pub fn watermarks(
     }
 }
 
+/// An offset at or before `offset` that a fetch can start from: the base offset of the
+/// record batch holding `offset`, or of one before it.
+///
+/// tansu 0.6 serves a fetch with the batches whose *base* offset is at or after the fetch
+/// offset, so a fetch from the middle of a batch skips the rest of that batch (and hangs
+/// when it is the last one). The first message a fetch from `x` returns is the base of the
+/// first batch at or after `x`; probing back from `offset` in growing steps finds a base
+/// at or before it. Readers start there and drop the messages before `offset`.
+pub fn batch_start(config: &KafkaConfig, topic: &str, partition: i32, offset: i64) -> Result<i64> {
+    let mut back = 1i64;
+    loop {
+        let x = (offset - back).max(0);
+        if x == 0 {
+            return Ok(0);
+        }
+        let probe = consumer(config)?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, partition, Offset::Offset(x))
+            .map_err(client("building an assignment"))?;
+        probe
+            .assign(&list)
+            .map_err(client(format!("assigning {topic}/{partition}")))?;
+        let started = std::time::Instant::now();
+        let first = loop {
+            match probe.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => break Some(m.offset()),
+                Some(Err(e)) => return Err(client(format!("reading {topic}/{partition}"))(e)),
+                // Nothing: `x` is inside the partition's last batch.
+                None if started.elapsed() > PROBE_WAIT => break None,
+                None => {}
+            }
+        };
+        if let Some(f) = first
+            && f <= offset
+        {
+            return Ok(f);
+        }
+        back *= 8;
+    }
+}
+
+/// How long a probe of [`batch_start`] waits for a first message.
+const PROBE_WAIT: Duration = Duration::from_millis(400);
+
 /// A consumer that reports reaching the end of a partition.
 fn eof_consumer(config: &KafkaConfig) -> Result<BaseConsumer> {
     ClientConfig::new()

@@ -15,7 +15,7 @@
 //! silent duplicate. Without a checkpoint the output starts at the partition's low
 //! watermark: a fresh job needs a fresh (or this job's own) output partition.
 
-use crate::client::{consumer, producer_config, timeout, watermarks};
+use crate::client::{batch_start, consumer, producer_config, timeout, watermarks};
 use crate::config::KafkaConfig;
 use crate::error::{KafkaError, Result, client};
 use liverank_samples::job::SampleSink;
@@ -229,8 +229,9 @@ fn read_range(
     }
     let topic = &config.samples_topic;
     let reader = consumer(config)?;
+    let start = batch_start(config, topic, partition, from)?;
     let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, partition, Offset::Offset(from))
+    list.add_partition_offset(topic, partition, Offset::Offset(start))
         .map_err(client("building an assignment"))?;
     reader
         .assign(&list)
@@ -239,6 +240,8 @@ fn read_range(
     let mut next = from;
     while next < to {
         match reader.poll(Duration::from_millis(100)) {
+            // Before `from`: the reader started at its batch's base.
+            Some(Ok(m)) if m.offset() < from => {}
             Some(Ok(m)) => {
                 if m.offset() != next {
                     return Err(output_error(

@@ -3,7 +3,7 @@
 //! resume from, kept in the job's own checkpoint (manual assignment, nothing committed to
 //! the broker).
 
-use crate::client::{consumer, timeout, watermarks};
+use crate::client::{batch_start, consumer, timeout, watermarks};
 use crate::config::KafkaConfig;
 use crate::error::{KafkaError, Result, client};
 use liverank_ingest::jsonl::parse_event_line;
@@ -26,6 +26,7 @@ pub enum End {
 /// A partition of the events topic, read from an offset.
 pub struct KafkaEventSource {
     consumer: BaseConsumer,
+    config: KafkaConfig,
     topic: String,
     partition: i32,
     next: i64,
@@ -62,6 +63,7 @@ impl KafkaEventSource {
         }
         Ok(Self {
             consumer,
+            config: config.clone(),
             source_name: format!("kafka:{topic}/{partition}"),
             topic,
             partition,
@@ -78,8 +80,13 @@ impl KafkaEventSource {
     }
 
     fn assign(&mut self) -> Result<()> {
+        let from = if self.next == 0 {
+            0
+        } else {
+            batch_start(&self.config, &self.topic, self.partition, self.next)?
+        };
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&self.topic, self.partition, Offset::Offset(self.next))
+        list.add_partition_offset(&self.topic, self.partition, Offset::Offset(from))
             .map_err(client("building an assignment"))?;
         self.consumer
             .assign(&list)
@@ -126,6 +133,8 @@ impl EventSource for KafkaEventSource {
         let started = Instant::now();
         let message = loop {
             match self.consumer.poll(Duration::from_millis(100)) {
+                // Before the seek offset: the reader started at its batch's base.
+                Some(Ok(m)) if m.offset() < self.next => {}
                 Some(Ok(m)) => break m,
                 Some(Err(e)) => return Err(client(format!("reading {}", self.source_name))(e)),
                 None if self.end.is_some() && started.elapsed() > self.patience => {
