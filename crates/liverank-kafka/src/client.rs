@@ -33,7 +33,7 @@ pub fn consumer(config: &KafkaConfig) -> Result<BaseConsumer> {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "error")
-        .set("fetch.wait.max.ms", "10")
+        .set("fetch.wait.max.ms", config.fetch_wait_ms.to_string())
         .set("socket.timeout.ms", config.timeout_ms.to_string())
         .create()
         .map_err(client("creating a consumer"))
@@ -233,7 +233,7 @@ fn eof_consumer(config: &KafkaConfig) -> Result<BaseConsumer> {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "error")
-        .set("fetch.wait.max.ms", "10")
+        .set("fetch.wait.max.ms", config.fetch_wait_ms.to_string())
         .create()
         .map_err(client("creating a consumer"))
 }

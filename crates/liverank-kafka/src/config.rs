@@ -18,6 +18,9 @@ pub struct KafkaConfig {
     pub timeout_ms: u64,
     /// Producer `linger.ms`: how long a batch waits for more messages.
     pub linger_ms: u32,
+    /// Consumer `fetch.wait.max.ms`. tansu 0.6 holds every fetch this long even when it has
+    /// records, so it is a floor on each consuming hop's latency.
+    pub fetch_wait_ms: u32,
 }
 
 impl Default for KafkaConfig {
@@ -29,6 +32,7 @@ impl Default for KafkaConfig {
             partitions: 2,
             timeout_ms: 10_000,
             linger_ms: 5,
+            fetch_wait_ms: 10,
         }
     }
 }
@@ -76,6 +80,9 @@ impl KafkaConfig {
         if self.linger_ms > 10_000 {
             return err("linger_ms", "must be at most 10000");
         }
+        if !(1..=10_000).contains(&self.fetch_wait_ms) {
+            return err("fetch_wait_ms", "must be in 1..=10000");
+        }
         Ok(())
     }
 }
@@ -113,6 +120,10 @@ mod tests {
                 linger_ms: 10_001,
                 ..KafkaConfig::default()
             },
+            KafkaConfig {
+                fetch_wait_ms: 0,
+                ..KafkaConfig::default()
+            },
         ];
         let fields: Vec<_> = bad
             .iter()
@@ -126,7 +137,8 @@ mod tests {
                 "samples_topic",
                 "partitions",
                 "timeout_ms",
-                "linger_ms"
+                "linger_ms",
+                "fetch_wait_ms"
             ]
         );
     }

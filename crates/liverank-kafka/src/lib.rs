@@ -15,6 +15,7 @@
 //! exactly the file path's, and any assignment of partitions to workers gives the same
 //! samples.
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod error;

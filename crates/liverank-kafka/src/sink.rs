@@ -14,6 +14,10 @@
 //! instead of produced. A mismatch is an error (the output is not this job's), never a
 //! silent duplicate. Without a checkpoint the output starts at the partition's low
 //! watermark: a fresh job needs a fresh (or this job's own) output partition.
+//!
+//! A sample's message timestamp is the broker timestamp of the event record whose arrival
+//! released it ([`KafkaSampleSink::stamp_with`]): `now - timestamp` at a consumer is the
+//! event → sample latency without the labelling policy's own wait.
 
 use crate::client::{batch_start, consumer, producer_config, timeout, watermarks};
 use crate::config::KafkaConfig;
@@ -27,7 +31,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -111,12 +115,16 @@ impl CheckedProducer {
         key: &[u8],
         payload: &[u8],
         expected: Option<i64>,
+        timestamp: Option<i64>,
     ) -> Result<()> {
         let opaque = expected.map_or(UNCHECKED, |o| o as usize);
         let mut record = BaseRecord::with_opaque_to(topic, opaque)
             .partition(partition)
             .key(key)
             .payload(payload);
+        if let Some(ts) = timestamp {
+            record = record.timestamp(ts);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => break,
@@ -181,6 +189,7 @@ pub struct KafkaSampleSink {
     deduplicated: Arc<AtomicU64>,
     strip_features: bool,
     buf: Vec<u8>,
+    arrival: Option<Arc<AtomicI64>>,
 }
 
 impl KafkaSampleSink {
@@ -196,7 +205,16 @@ impl KafkaSampleSink {
             deduplicated: Arc::default(),
             strip_features,
             buf: Vec::with_capacity(4096),
+            arrival: None,
         })
+    }
+
+    /// Stamps each sample's message with the broker timestamp of the input record that
+    /// released it (from [`crate::KafkaEventSource::arrival`]), so a consumer's
+    /// `now - timestamp` is the event → sample latency, the policy's own wait excluded.
+    pub fn stamp_with(mut self, arrival: Arc<AtomicI64>) -> Self {
+        self.arrival = Some(arrival);
+        self
     }
 
     /// Samples skipped by the dedup rule since the sink was restored (a shared counter,
@@ -373,12 +391,18 @@ impl SampleSink for KafkaSampleSink {
         })?;
         let key = sample.sample_id.to_string();
         let topic = self.config.samples_topic.clone();
+        let timestamp = self
+            .arrival
+            .as_ref()
+            .map(|a| a.load(Ordering::Relaxed))
+            .filter(|&ts| ts > 0);
         self.producer.send(
             &topic,
             self.partition,
             key.as_bytes(),
             &self.buf,
             Some(self.next),
+            timestamp,
         )?;
         self.next += 1;
         Ok(())

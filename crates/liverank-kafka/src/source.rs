@@ -12,6 +12,8 @@ use liverank_samples::job::{EventSource, SourceItem};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Where a source ends.
@@ -34,6 +36,8 @@ pub struct KafkaEventSource {
     assigned: bool,
     source_name: String,
     patience: Duration,
+    arrival: Arc<AtomicI64>,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for KafkaEventSource {
@@ -71,7 +75,21 @@ impl KafkaEventSource {
             end: (end == End::AtOpen).then_some(high),
             assigned: false,
             patience: timeout(config) * 3,
+            arrival: Arc::default(),
+            stop: None,
         })
+    }
+
+    /// The broker timestamp (ms) of the last record read, shared: the samples sink stamps
+    /// each sample with the arrival of the record that released it.
+    pub fn arrival(&self) -> Arc<AtomicI64> {
+        self.arrival.clone()
+    }
+
+    /// A following source ends when `stop` is set (then the job finishes and checkpoints).
+    pub fn stop_on(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     /// The offset the source stops at (`None`: it follows the partition).
@@ -137,6 +155,13 @@ impl EventSource for KafkaEventSource {
                 Some(Ok(m)) if m.offset() < self.next => {}
                 Some(Ok(m)) => break m,
                 Some(Err(e)) => return Err(client(format!("reading {}", self.source_name))(e)),
+                None if self
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(Ordering::Relaxed)) =>
+                {
+                    return Ok(None);
+                }
                 None if self.end.is_some() && started.elapsed() > self.patience => {
                     return Err(self.input_error(format!(
                         "no record at offset {} within {:?}",
@@ -154,6 +179,9 @@ impl EventSource for KafkaEventSource {
             )));
         }
         self.next += 1;
+        if let Some(ts) = message.timestamp().to_millis() {
+            self.arrival.store(ts, Ordering::Relaxed);
+        }
         let row = u64::try_from(offset).unwrap_or_default();
         let rejected = |kind, reason: String, raw: Option<String>| {
             Ok(Some(SourceItem::Rejected(RecordError {

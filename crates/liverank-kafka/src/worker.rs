@@ -18,7 +18,7 @@ use liverank_samples::job::FileCheckpoints;
 use liverank_samples::{
     EngineCounters, FeatureContext, JobOptions, JobResult, SampleConfig, SampleJob,
 };
-use liverank_types::EventRecord;
+use liverank_types::{Event, EventRecord};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -41,6 +41,8 @@ pub struct WorkerSpec {
     pub end: End,
     /// Leave the feature block out of the samples.
     pub strip_features: bool,
+    /// A following worker's partitions end when this is set.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// One partition's finished job.
@@ -70,8 +72,12 @@ pub fn run_partition(
         path: dir.clone(),
         source,
     })?;
-    let source = KafkaEventSource::open(&spec.kafka, partition, spec.end)?;
-    let sink = KafkaSampleSink::new(&spec.kafka, partition, spec.strip_features)?;
+    let mut source = KafkaEventSource::open(&spec.kafka, partition, spec.end)?;
+    if let Some(stop) = &spec.stop {
+        source = source.stop_on(stop.clone());
+    }
+    let sink = KafkaSampleSink::new(&spec.kafka, partition, spec.strip_features)?
+        .stamp_with(source.arrival());
     let deduplicated = sink.deduplicated();
     let dead = JsonlDeadLetterSink::new(
         dir.join("dead_letters.jsonl"),
@@ -128,6 +134,59 @@ pub struct IngestReport {
     pub rejected: u64,
 }
 
+/// Produces events to the events topic: each to its user's partition, room events to
+/// every partition, as JSON Lines records keyed by user.
+#[derive(Debug)]
+pub struct EventProducer {
+    config: KafkaConfig,
+    producer: CheckedProducer,
+    buf: Vec<u8>,
+    report: IngestReport,
+}
+
+impl EventProducer {
+    /// A producer to the settings' events topic (which must exist).
+    pub fn new(config: &KafkaConfig) -> Result<Self> {
+        Ok(Self {
+            config: config.clone(),
+            producer: CheckedProducer::new(config)?,
+            buf: Vec::with_capacity(512),
+            report: IngestReport::default(),
+        })
+    }
+
+    /// Queues one event.
+    pub fn send(&mut self, event: &Event) -> Result<()> {
+        self.report.events += 1;
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &EventRecord::from(event)).map_err(|source| {
+            KafkaError::Encode {
+                what: "an event",
+                source,
+            }
+        })?;
+        let key = event.user().map(|u| u.0.to_string()).unwrap_or_default();
+        for p in event_partitions(event, self.config.partitions) {
+            self.producer.send(
+                &self.config.events_topic,
+                p,
+                key.as_bytes(),
+                &self.buf,
+                None,
+                None,
+            )?;
+            self.report.messages += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits until everything is acknowledged; what was sent.
+    pub fn flush(&mut self) -> Result<IngestReport> {
+        self.producer.flush()?;
+        Ok(self.report.clone())
+    }
+}
+
 /// Pushes the events of `path` (either format) into the events topic, each to its
 /// user's partition and room events to every partition, in file order; creates the
 /// topics if missing. Rejected records go to `dead_letters`. Returns once every message
@@ -136,28 +195,13 @@ pub fn ingest(config: &KafkaConfig, path: &Path, dead_letters: &Path) -> Result<
     ensure_topics(config)?;
     let reader = open_events(path)?;
     let mut dead: Option<DeadLetterWriter> = None;
-    let mut producer = CheckedProducer::new(config)?;
-    let mut report = IngestReport::default();
-    let mut buf = Vec::with_capacity(512);
+    let mut producer = EventProducer::new(config)?;
+    let mut rejected = 0;
     for item in reader {
         match item {
-            Ok(event) => {
-                report.events += 1;
-                buf.clear();
-                serde_json::to_writer(&mut buf, &EventRecord::from(&event)).map_err(|source| {
-                    KafkaError::Encode {
-                        what: "an event",
-                        source,
-                    }
-                })?;
-                let key = event.user().map(|u| u.0.to_string()).unwrap_or_default();
-                for p in event_partitions(&event, config.partitions) {
-                    producer.send(&config.events_topic, p, key.as_bytes(), &buf, None)?;
-                    report.messages += 1;
-                }
-            }
+            Ok(event) => producer.send(&event)?,
             Err(ReadError::Record(r)) => {
-                report.rejected += 1;
+                rejected += 1;
                 let writer = match &mut dead {
                     Some(w) => w,
                     None => dead.insert(DeadLetterWriter::create(dead_letters)?),
@@ -167,9 +211,9 @@ pub fn ingest(config: &KafkaConfig, path: &Path, dead_letters: &Path) -> Result<
             Err(ReadError::Fatal(e)) => return Err(e.into()),
         }
     }
-    producer.flush()?;
+    let report = producer.flush()?;
     if let Some(w) = dead {
         w.finish()?;
     }
-    Ok(report)
+    Ok(IngestReport { rejected, ..report })
 }
