@@ -174,6 +174,9 @@ pub struct BenchKafkaArgs {
     /// Paced ingest rate of the latency run, events/s.
     #[arg(long, default_value_t = 20_000.0)]
     rate: f64,
+    /// Leave the feature block out of the samples (smaller messages).
+    #[arg(long)]
+    no_features: bool,
 }
 
 /// `liverank bench kafka`: events/s through ingest → worker(s) → samples topic with one
@@ -239,7 +242,7 @@ pub fn bench(settings: &crate::settings::Settings, args: BenchKafkaArgs) -> Resu
         state_dir: state,
         options: JobOptions::default(),
         end: End::AtOpen,
-        strip_features: false,
+        strip_features: args.no_features,
         stop: None,
     };
     let fail = |e: KafkaError| classify(e, "kafka bench");
@@ -260,7 +263,8 @@ pub fn bench(settings: &crate::settings::Settings, args: BenchKafkaArgs) -> Resu
             .map(|r| r.job.engine.counters().samples.iter().sum::<u64>())
             .sum();
         println!(
-            "RESULT task=kafka workers={workers} preset={} events={n} messages={} samples={samples} ingest_seconds={ingest_secs:.3} ingest_events_per_s={:.0} worker_seconds={secs:.3} events_per_s={:.0} records_per_s={:.0} ratio_to_memory={:.3}",
+            "RESULT task=kafka workers={workers} features={} preset={} events={n} messages={} samples={samples} ingest_seconds={ingest_secs:.3} ingest_events_per_s={:.0} worker_seconds={secs:.3} events_per_s={:.0} records_per_s={:.0} ratio_to_memory={:.3}",
+            !args.no_features,
             args.preset,
             report.messages,
             n as f64 / ingest_secs,
@@ -289,8 +293,8 @@ pub fn bench(settings: &crate::settings::Settings, args: BenchKafkaArgs) -> Resu
     let samples = paced.latencies_ms.len();
     let (p50, p99, pmax) = q(paced.latencies_ms);
     println!(
-        "RESULT task=kafka_latency preset={} rate={:.0} events={} producer_seconds={:.3} samples={samples} p50_ms={p50:.1} p99_ms={p99:.1} max_ms={pmax:.1} broker_round_trip_p50_ms={r50:.2} broker_round_trip_p99_ms={r99:.2} broker_round_trip_max_ms={rmax:.2}",
-        args.preset, args.rate, paced.events, paced.seconds
+        "RESULT task=kafka_latency preset={} features={} rate={:.0} events={} producer_seconds={:.3} samples={samples} p50_ms={p50:.1} p99_ms={p99:.1} max_ms={pmax:.1} broker_round_trip_p50_ms={r50:.2} broker_round_trip_p99_ms={r99:.2} broker_round_trip_max_ms={rmax:.2}",
+        args.preset, !args.no_features, args.rate, paced.events, paced.seconds
     );
     Ok(())
 }
