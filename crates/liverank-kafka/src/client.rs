@@ -88,7 +88,9 @@ pub fn ensure_topics(config: &KafkaConfig) -> Result<()> {
             TopicReplication::Fixed(1),
         ),
     ];
-    let options = AdminOptions::new().operation_timeout(Some(timeout(config)));
+    let options = AdminOptions::new()
+        .request_timeout(Some(timeout(config)))
+        .operation_timeout(Some(timeout(config)));
     let results =
         block_on(admin.create_topics(&topics, &options)).map_err(client("creating topics"))?;
     for result in results {

@@ -301,3 +301,20 @@ fn a_worker_killed_anywhere_resumes_to_exactly_the_undisturbed_samples() {
         "no restart ever met samples written after its checkpoint"
     );
 }
+
+#[test]
+fn an_unreachable_broker_is_a_prompt_runtime_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_liverank"))
+        .env("LIVERANK__KAFKA__BROKERS", "127.0.0.1:1")
+        .env("LIVERANK__KAFKA__TIMEOUT_MS", "1000")
+        .args(["samples", "--kafka", "--quiet", "--out"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("creating topics"), "{stderr}");
+    assert!(clock.elapsed().as_secs() < 20, "{:?}", clock.elapsed());
+}
