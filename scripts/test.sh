@@ -24,4 +24,14 @@ if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
 fi
 export LIVERANK_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 
+# The Kafka-compatible broker tansu for the distributed-mode tests (liverank-kafka): built
+# from the crate registry the first time (~20 min on 2 cores), then reused; a fresh
+# in-memory broker per run. The tests fail, not skip, without it.
+KAFKA_PORT="${LIVERANK_TEST_KAFKA_PORT:-9093}"
+if ! LIVERANK_TEST_KAFKA_PORT="$KAFKA_PORT" scripts/kafka.sh status; then
+    LIVERANK_TEST_KAFKA_PORT="$KAFKA_PORT" scripts/kafka.sh start
+    trap 'LIVERANK_TEST_KAFKA_PORT="$KAFKA_PORT" scripts/kafka.sh stop' EXIT
+fi
+export LIVERANK_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+
 cargo test --workspace --locked "$@"

@@ -54,6 +54,9 @@ enum BenchCommand {
     /// highlight probes) against the offline trainer on the same samples, and publish →
     /// reader-applied latency p50/p99.
     Stream(crate::bench_stream::BenchStreamArgs),
+    /// The Kafka path (`[kafka]` brokers): events/s with one and two workers, and
+    /// event → sample latency p50/p99 against the broker's round trip.
+    Kafka(crate::kafka::BenchKafkaArgs),
     /// Decode events/s of JSON Lines and Parquet files written by the simulator.
     Decode {
         /// Preset whose events are decoded.
@@ -103,6 +106,7 @@ fn best_of<T>(repeat: u32, mut f: impl FnMut() -> Result<T, Failure>) -> Result<
 pub fn run(settings: &Settings, args: BenchArgs) -> Result<(), Failure> {
     println!("# liverank bench {}", machine());
     match args.what {
+        BenchCommand::Kafka(args) => crate::kafka::bench(settings, args)?,
         BenchCommand::Sim { preset, repeat } => {
             let config = SimConfig::preset(preset).with_seed(settings.sim.seed);
             let sim = Simulation::new(config).input_err("invalid preset")?;

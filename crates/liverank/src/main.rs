@@ -11,6 +11,7 @@ mod experiment;
 mod forecast;
 mod history;
 mod inspect;
+mod kafka;
 mod pipeline;
 mod report;
 mod samples;
@@ -49,6 +50,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Build training samples from events under one or more labelling policies.
     Samples(samples::SamplesArgs),
+    /// Push events into the distributed mode's broker (`ingest kafka`).
+    Ingest(kafka::IngestArgs),
     /// Build or query the interaction history store (the source of Cross's GSU sequences).
     History(history::HistoryArgs),
     /// The whole pipeline: simulate → samples → train → evaluation table.
@@ -189,6 +192,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Stream(args) => stream::run(&settings, args),
         Command::Run(args) => pipeline::run(&settings, args),
         Command::History(args) => history::run(&settings, args),
+        Command::Ingest(args) => kafka::ingest(&settings, args),
         Command::Forecast(args) => forecast::run(&settings, args),
         Command::Serve(args) => serve::run(&settings, args),
         Command::Bench(args) => bench::run(&settings, args),

@@ -80,7 +80,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     crate::samples::run(
         settings,
         SamplesArgs {
-            events: events.clone(),
+            events: Some(events.clone()),
             out: dir("samples"),
             policies: vec![Policy::Realtime, Policy::Complete],
             checkpoint_every: 500_000,
@@ -89,6 +89,10 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
             no_features: false,
             report: false,
             quiet,
+            kafka: false,
+            partitions: Vec::new(),
+            tables: None,
+            follow: false,
         },
     )?;
 

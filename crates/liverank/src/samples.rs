@@ -22,12 +22,26 @@ use std::sync::Arc;
 #[derive(Debug, Args)]
 pub struct SamplesArgs {
     /// Event file (.parquet or .jsonl), in arrival order.
-    #[arg(long)]
-    pub events: PathBuf,
+    #[arg(long, required_unless_present = "kafka")]
+    pub events: Option<PathBuf>,
     /// Output directory: samples (Parquet segments or samples.jsonl), dead_letters.jsonl,
-    /// checkpoint.bin, summary.json.
+    /// checkpoint.bin, summary.json. With `--kafka`: the worker's state (`p<N>/` per
+    /// partition: checkpoint.bin, dead_letters.jsonl).
     #[arg(long)]
     pub out: PathBuf,
+    /// Distributed mode: read the `[kafka]` events topic, write samples to its samples
+    /// topic (one job per partition, offsets in the checkpoints under `--out`).
+    #[arg(long, conflicts_with_all = ["events", "report"])]
+    pub kafka: bool,
+    /// With `--kafka`: an events partition of this worker; repeat (default: all).
+    #[arg(long = "partition", requires = "kafka")]
+    pub partitions: Vec<i32>,
+    /// With `--kafka`: the directory of the entity tables (users, authors) for features.
+    #[arg(long, requires = "kafka")]
+    pub tables: Option<PathBuf>,
+    /// With `--kafka`: keep following the partitions instead of stopping at their end.
+    #[arg(long, requires = "kafka")]
+    pub follow: bool,
     /// Labelling policy; repeat for several in one pass. Default: the settings' [samples].
     #[arg(long = "policy")]
     pub policies: Vec<Policy>,
@@ -55,7 +69,10 @@ pub struct SamplesArgs {
 
 /// Runs the command.
 pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<(), Failure> {
-    EventFormat::from_path(&args.events).input_err("unsupported event file")?;
+    let events = args.events.clone().unwrap_or_default();
+    if !args.kafka {
+        EventFormat::from_path(&events).input_err("unsupported event file")?;
+    }
     let mut policies = if args.policies.is_empty() {
         settings.samples.policies.clone()
     } else {
@@ -71,18 +88,21 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
         ..settings.samples.clone()
     };
     config.validate().input_err("invalid sample settings")?;
+    if args.kafka {
+        return crate::kafka::samples(settings, &args, config);
+    }
     std::fs::create_dir_all(&args.out).map_err(anyhow::Error::from)?;
     // Optional tables (unknown ids give no features), but a table that is there must read.
-    let users: Vec<User> = crate::table_beside(&args.events, "users")?.unwrap_or_default();
-    let authors: Vec<Author> = crate::table_beside(&args.events, "authors")?.unwrap_or_default();
+    let users: Vec<User> = crate::table_beside(&events, "users")?.unwrap_or_default();
+    let authors: Vec<Author> = crate::table_beside(&events, "authors")?.unwrap_or_default();
     let context = Arc::new(FeatureContext::new(&users, &authors));
     let checkpoint = args.out.join("checkpoint.bin");
     if args.fresh {
         let _ = std::fs::remove_file(&checkpoint);
     }
-    let source = FileEventSource::open(&args.events).input_err("opening the event file")?;
+    let source = FileEventSource::open(&events).input_err("opening the event file")?;
     let dead_path = args.out.join("dead_letters.jsonl");
-    let dead = JsonlDeadLetterSink::new(&dead_path, args.events.display().to_string());
+    let dead = JsonlDeadLetterSink::new(&dead_path, events.display().to_string());
     let options = JobOptions {
         checkpoint_every: args.checkpoint_every,
         ..JobOptions::default()
@@ -137,7 +157,7 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
 
     let c = engine.counters();
     let summary = serde_json::json!({
-        "events": args.events.display().to_string(),
+        "events": events.display().to_string(),
         "policies": config.policies,
         "input_records": offset,
         "counters": c,
@@ -147,7 +167,7 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
         serde_json::to_string_pretty(&summary).map_err(anyhow::Error::from)? + "\n",
     )
     .map_err(anyhow::Error::from)?;
-    println!("{} → {}", args.events.display(), samples_path.display());
+    println!("{} → {}", events.display(), samples_path.display());
     println!(
         "records {offset} · processed {} · exposures {} · late {} · duplicates {} · orphans {} · after close {}",
         c.processed, c.exposures, c.late, c.duplicates, c.orphans, c.after_close

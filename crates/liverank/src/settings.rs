@@ -34,6 +34,8 @@ pub struct Settings {
     pub forecast: liverank_model::foresight::ForecastConfig,
     /// The serving API.
     pub serve: liverank_serve::ServeConfig,
+    /// Distributed mode: the Kafka broker and topics.
+    pub kafka: liverank_kafka::KafkaConfig,
 }
 
 impl Settings {
@@ -71,6 +73,7 @@ impl Settings {
         settings.publish.validate()?;
         settings.forecast.validate()?;
         settings.serve.validate()?;
+        settings.kafka.validate()?;
         Ok(settings)
     }
 }
