@@ -10,6 +10,8 @@
 //! [`ExperimentTable`]; [`ExperimentTable::to_markdown`] and [`ExperimentTable::to_csv`]
 //! render it. The `liverank experiment` command and the report reuse this.
 
+pub mod abtest;
+
 use std::collections::HashMap;
 
 use liverank_history::Domain;

@@ -66,7 +66,7 @@ fn variants_times_seeds_give_one_deterministic_table() {
     let (train, eval) = split_samples(samples.clone(), samples, Policy::Realtime, 0.75).unwrap();
     let base = RankerConfig {
         hidden: vec![32],
-        ..RankerConfig::default()
+        ..RankerConfig::full_cross()
     };
     let spec = ExperimentSpec {
         // The same seed twice: a run is a pure function of its configuration.
@@ -170,7 +170,7 @@ fn variants_times_seeds_give_one_deterministic_table() {
 
 #[test]
 fn a_variant_with_an_unknown_key_or_a_bad_value_is_refused() {
-    let base = RankerConfig::default();
+    let base = RankerConfig::full_cross();
     let spec = ExperimentSpec {
         seeds: vec![1],
         tasks: vec![Task::Click],

@@ -630,7 +630,7 @@ mod tests {
             history_len: 3,
             history_profile: true,
             stat_lookback: 1,
-            ..RankerConfig::default()
+            ..RankerConfig::full_cross()
         };
         let builder = FeatureBuilder::new(&config);
         let shape = builder.shape();

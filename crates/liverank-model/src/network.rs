@@ -407,7 +407,7 @@ mod tests {
             embedding_dim: d,
             hidden: vec![8],
             tower_hidden: vec![],
-            ..RankerConfig::default()
+            ..RankerConfig::full_cross()
         };
         let groups = SeqGroups::single(2)
             .with(SeqGroup::plain(3, 1))
@@ -487,7 +487,7 @@ mod tests {
             embedding_dim: d,
             hidden: vec![8, 4],
             tower_hidden: vec![],
-            ..RankerConfig::default()
+            ..RankerConfig::full_cross()
         };
         let shape = InputShape {
             fields: f,
@@ -532,7 +532,7 @@ mod tests {
             embedding_dim: d,
             hidden: vec![8],
             tower_hidden: vec![],
-            ..RankerConfig::default()
+            ..RankerConfig::full_cross()
         };
         let groups = SeqGroups::single(3)
             .with(SeqGroup {

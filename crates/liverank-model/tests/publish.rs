@@ -43,7 +43,7 @@ fn config(ttl_steps: u64) -> RankerConfig {
             min_count: 1,
             ..SparseConfig::default()
         },
-        ..RankerConfig::default()
+        ..RankerConfig::full_cross()
     }
 }
 

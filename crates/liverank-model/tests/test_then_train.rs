@@ -54,7 +54,7 @@ fn scored_step_reports_the_predictions_before_learning() {
         },
         tower_hidden: vec![],
         learning_rate: 0.05,
-        ..RankerConfig::default()
+        ..RankerConfig::full_cross()
     };
     let mut trainer = Trainer::new(config, SHAPE).unwrap();
     let b = batch(1);

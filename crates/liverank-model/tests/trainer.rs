@@ -31,7 +31,7 @@ fn config(kind: TrunkKind) -> RankerConfig {
         },
         tower_hidden: vec![],
         learning_rate: 0.01,
-        ..RankerConfig::default()
+        ..RankerConfig::full_cross()
     }
 }
 

@@ -9,6 +9,7 @@
 //! response and never keeps the good items of its batch from being ingested.
 
 use crate::ServeConfig;
+use crate::config::RankingMode;
 use crate::error::{ErrorBody, Result, ServeError};
 use crate::foresight::{Foresight, LiveForecast};
 use crate::model::ModelSource;
@@ -106,6 +107,19 @@ impl AppState {
 
     /// Ranks one request directly (the benchmark's in-process split).
     pub fn rank(&self, user: UserId, count: usize, ts: Option<EventTime>) -> Result<Ranking> {
+        if self.inner.config.ranking == RankingMode::Popularity {
+            let request_id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
+            let request = RankRequest {
+                user,
+                count,
+                ts,
+                request_id,
+            };
+            return Ok(self
+                .inner
+                .recommender
+                .rank_popular(self.inner.world.as_ref(), &request));
+        }
         let model = self
             .inner
             .models
@@ -667,7 +681,9 @@ async fn healthz(State(state): State<AppState>) -> Json<StatusResponse> {
         (status = 503, description = "No model yet", body = StatusResponse),
     ))]
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.inner.models.current().is_some() {
+    if state.inner.models.current().is_some()
+        || state.inner.config.ranking == RankingMode::Popularity
+    {
         (StatusCode::OK, Json(status(&state, "ready"))).into_response()
     } else {
         (

@@ -63,6 +63,31 @@ pub struct ServeConfig {
     pub model_poll_ms: u64,
     /// Recall quotas.
     pub recall: RecallQuotas,
+    /// How candidates are ordered: by the model, or by popularity alone (a baseline arm of
+    /// an A/B test; it needs no model).
+    pub ranking: RankingMode,
+}
+
+/// What orders the recalled rooms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RankingMode {
+    /// The served model's fused score (SPEC §5).
+    #[default]
+    Model,
+    /// Recent demand on air (enters of the last two closed buckets plus the viewers of
+    /// the last), the popularity recall source's own order; no model is read.
+    Popularity,
+}
+
+impl RankingMode {
+    /// The configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Popularity => "popularity",
+        }
+    }
 }
 
 impl Default for ServeConfig {
@@ -87,6 +112,7 @@ impl Default for ServeConfig {
             exposure_log: 200_000,
             model_poll_ms: 200,
             recall: RecallQuotas::default(),
+            ranking: RankingMode::Model,
         }
     }
 }

@@ -47,7 +47,7 @@ pub mod recall;
 pub mod world;
 
 pub use api::{AppState, app};
-pub use config::{RecallQuotas, ServeConfig};
+pub use config::{RankingMode, RecallQuotas, ServeConfig};
 pub use error::{Result, ServeError};
 pub use exposure_log::{ExposureLog, ServedExposure};
 pub use foresight::{Foresight, LiveForecast, NextC3};

@@ -155,6 +155,50 @@ impl Recommender {
         self.rank_scored(world, model, request).map(|(r, _)| r)
     }
 
+    /// Ranks for one request by popularity alone (`serve.ranking = "popularity"`): the
+    /// rooms on air by recent demand, ties by live id; no model, no history read.
+    pub fn rank_popular(&self, world: &dyn World, request: &RankRequest) -> Ranking {
+        let started = Instant::now();
+        let ts = request
+            .ts
+            .or_else(|| world.event_time())
+            .unwrap_or(EventTime(0));
+        let mut rooms: Vec<OnAirRoom> = Vec::new();
+        world.on_air(request.user, ts, &mut rooms);
+        let mut order: Vec<usize> = (0..rooms.len()).collect();
+        order.sort_by(|&a, &b| {
+            rooms[b]
+                .popularity
+                .total_cmp(&rooms[a].popularity)
+                .then(rooms[a].live.cmp(&rooms[b].live))
+        });
+        let candidates = order.len();
+        order.truncate(request.count);
+        let ranked = order
+            .into_iter()
+            .map(|i| RankedRoom {
+                live: rooms[i].live,
+                author: rooms[i].author,
+                score: rooms[i].popularity,
+                predictions: Vec::new(),
+                sources: vec![RecallSource::Popular],
+            })
+            .collect();
+        Ranking {
+            request_id: request.request_id,
+            ts,
+            model_version: 0,
+            cold_start: !world.knows_user(request.user),
+            on_air: rooms.len(),
+            candidates,
+            rooms: ranked,
+            times: StageTimes {
+                recall: started.elapsed(),
+                ..StageTimes::default()
+            },
+        }
+    }
+
     /// [`Recommender::rank`], also returning the rows scored.
     pub fn rank_scored(
         &self,

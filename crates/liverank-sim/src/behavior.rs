@@ -72,6 +72,52 @@ fn new_event(ts: i64, kind: EventKind) -> Event {
 }
 
 /// Simulates visits of users in a fixed world. Reusable scratch space lives here.
+/// One live slot of the feed to fill.
+#[derive(Clone, Copy, Debug)]
+pub struct FeedSlot<'a> {
+    /// The viewer.
+    pub user: UserId,
+    /// The request (page) the slot belongs to; its impression carries this id.
+    pub request: RequestId,
+    /// Slot on the page, from 0.
+    pub position: u32,
+    /// When the slot is shown.
+    pub ts: EventTime,
+    /// The rooms on air that may fill it (on air now and for at least another minute).
+    pub on_air: &'a [LiveId],
+}
+
+/// Who chooses the room of a feed's live slot. The user's reaction is the simulator's
+/// own (the same click model and room session whoever chose), so a policy plugged in here
+/// is measured against the ground truth: the closed-loop A/B test.
+pub trait FeedPolicy {
+    /// Whether the policy chooses at all; `false` = the platform's own recommender for
+    /// every slot, drawing the same random numbers as a run without a policy.
+    fn active(&self) -> bool {
+        true
+    }
+    /// A room of `slot.on_air` for the slot; `None` = the platform's own choice.
+    fn pick(&mut self, slot: &FeedSlot<'_>) -> Option<LiveId>;
+    /// `pick` returned a room that is not among `slot.on_air`; the platform's own choice
+    /// fills the slot.
+    fn refused(&mut self, slot: &FeedSlot<'_>, live: LiveId) {
+        let _ = (slot, live);
+    }
+}
+
+/// The platform's own recommender for every slot (a plain run).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlatformFeed;
+
+impl FeedPolicy for PlatformFeed {
+    fn active(&self) -> bool {
+        false
+    }
+    fn pick(&mut self, _slot: &FeedSlot<'_>) -> Option<LiveId> {
+        None
+    }
+}
+
 #[derive(Debug)]
 pub struct VisitSimulator<'w> {
     world: &'w World,
@@ -80,6 +126,7 @@ pub struct VisitSimulator<'w> {
     items_per_visit: f64,
     page_size: u32,
     on_air: Vec<u32>,
+    on_air_ids: Vec<LiveId>,
     room_events: Vec<Event>,
     interest_cdf: [f64; CATEGORIES],
 }
@@ -94,6 +141,7 @@ impl<'w> VisitSimulator<'w> {
             items_per_visit: config.items_per_visit,
             page_size: config.page_size,
             on_air: Vec::new(),
+            on_air_ids: Vec::new(),
             room_events: Vec::new(),
             interest_cdf: [0.0; CATEGORIES],
         }
@@ -108,6 +156,7 @@ impl<'w> VisitSimulator<'w> {
         start: i64,
         out: &mut Vec<Event>,
         truth: &mut Vec<TruthExposure>,
+        feed: &mut dyn FeedPolicy,
     ) -> i64 {
         let world = self.world;
         let user = &world.users[ui];
@@ -143,13 +192,54 @@ impl<'w> VisitSimulator<'w> {
                 !self.on_air.is_empty()
             };
             if show_live {
-                let li = self.pick_live(user, rng);
+                let li = match self.feed_pick(feed, uid, request, position, t) {
+                    Some(li) => li,
+                    None => self.pick_live(user, rng),
+                };
                 t = self.live_exposure(user, li, request, position, t, rng, out, truth);
             } else {
                 t = self.video_exposure(user, request, position, t, rng, out);
             }
         }
         t
+    }
+
+    /// The feed policy's room for this slot, as an index into the world's lives, if it
+    /// chose one of the rooms on air (anything else counts as a refusal, and the
+    /// platform's own recommender fills the slot).
+    fn feed_pick(
+        &mut self,
+        feed: &mut dyn FeedPolicy,
+        user: UserId,
+        request: RequestId,
+        position: u32,
+        t: i64,
+    ) -> Option<usize> {
+        if !feed.active() {
+            return None;
+        }
+        let world = self.world;
+        self.on_air_ids.clear();
+        self.on_air_ids.extend(
+            self.on_air
+                .iter()
+                .map(|&i| world.lives[i as usize].row.live),
+        );
+        let slot = FeedSlot {
+            user,
+            request,
+            position,
+            ts: EventTime(t),
+            on_air: &self.on_air_ids,
+        };
+        let live = feed.pick(&slot)?;
+        match self.on_air_ids.iter().position(|&l| l == live) {
+            Some(k) => Some(self.on_air[k] as usize),
+            None => {
+                feed.refused(&slot, live);
+                None
+            }
+        }
     }
 
     fn pick_live(&self, user: &UserTraits, rng: &mut SimRng) -> usize {

@@ -40,7 +40,7 @@ pub mod rng;
 pub mod simulation;
 pub mod world;
 
-pub use behavior::TruthExposure;
+pub use behavior::{FeedPolicy, FeedSlot, PlatformFeed, TruthExposure};
 pub use config::{FaultConfig, Preset, SimConfig};
 pub use simulation::{
     CountingSink, EventSink, MalformedKind, MalformedRecord, Progress, SimSummary, Simulation,

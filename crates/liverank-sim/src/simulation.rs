@@ -186,6 +186,20 @@ impl Simulation {
     pub fn run<S: EventSink>(
         &self,
         sink: &mut S,
+        progress: impl FnMut(Progress),
+    ) -> Result<(Vec<TruthExposure>, SimSummary), SimError<S::Error>> {
+        self.run_with_feed(sink, &mut crate::behavior::PlatformFeed, progress)
+    }
+
+    /// [`Simulation::run`] with `feed` choosing the room of every live slot of the feed
+    /// (the closed loop: a policy outside the simulator, users reacting by the simulator's
+    /// ground truth). Events reach `sink` in time order as the run goes, so a policy that
+    /// also reads them (a serving world fed by the sink) sees the platform up to the start
+    /// of the visit it serves.
+    pub fn run_with_feed<S: EventSink>(
+        &self,
+        sink: &mut S,
+        feed: &mut dyn crate::behavior::FeedPolicy,
         mut progress: impl FnMut(Progress),
     ) -> Result<(Vec<TruthExposure>, SimSummary), SimError<S::Error>> {
         let clock = Instant::now();
@@ -264,7 +278,14 @@ impl Simulation {
             }
             active[ui as usize] = true;
             visit_events.clear();
-            let finished = sim.visit(ui as usize, state, begin, &mut visit_events, &mut truth);
+            let finished = sim.visit(
+                ui as usize,
+                state,
+                begin,
+                &mut visit_events,
+                &mut truth,
+                feed,
+            );
             state.busy_until = finished;
             for e in visit_events.drain(..) {
                 push(&mut buckets, base_bucket, e);

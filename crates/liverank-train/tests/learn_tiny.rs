@@ -85,7 +85,7 @@ fn training_on_tiny_lowers_the_loss_beats_popularity_and_history_lifts_click_auc
     );
     let config = RankerConfig {
         hidden: vec![64, 32],
-        ..RankerConfig::default()
+        ..RankerConfig::full_cross()
     };
     let trainer = liverank_model::Trainer::new(config.clone(), sample_shape(&config)).unwrap();
     let settings = TrainSettings {
@@ -129,7 +129,7 @@ fn pipelined_training_resumed_at_an_epoch_end_continues_exactly() {
     train.truncate(3_000);
     let config = RankerConfig {
         hidden: vec![32],
-        ..RankerConfig::default()
+        ..RankerConfig::full_cross()
     };
     let history = HistorySource {
         store,

@@ -76,7 +76,7 @@ proptest! {
         let config = RankerConfig {
             product_seq_len: 0,
             history_len: 8,
-            ..RankerConfig::default()
+            ..RankerConfig::full_cross()
         };
         prop_assert_eq!(config.history_sequences.len(), 5);
         let store = MemoryStore::new(&HistoryConfig::default()).unwrap();

@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
 
+mod abtest;
 mod bench;
 mod bench_model;
 mod bench_serve;
@@ -10,6 +11,7 @@ mod bench_stream;
 mod experiment;
 mod forecast;
 mod history;
+mod http_client;
 mod inspect;
 mod kafka;
 mod pipeline;
@@ -67,6 +69,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Train named model variants × seeds on the same data: one AUC / GAUC table.
     Experiment(experiment::ExperimentArgs),
+    /// Closed-loop A/B test: the simulator's feed asks each arm's serving API, users react
+    /// by the ground truth; per arm clicks, watch time, gifts, purchases with 95 % intervals.
+    Abtest(abtest::AbtestArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Write the HTML report (and its Markdown twin) of a run directory.
@@ -198,6 +203,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench(args) => bench::run(&settings, args),
         Command::Experiment(args) => experiment::run(&settings, args),
         Command::Report(args) => report::run(args),
+        Command::Abtest(args) => abtest::run(&settings, args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;
             print!("{text}");

@@ -93,13 +93,7 @@ pub fn demo_with(
 ) -> anyhow::Result<Demo> {
     let sim = Simulation::new(config).context("simulator config")?;
     let world = sim.world();
-    let users: Vec<liverank_types::User> = world.users.iter().map(|u| u.profile.clone()).collect();
-    let authors: Vec<liverank_types::Author> =
-        world.authors.iter().map(|a| a.row.clone()).collect();
-    let context = Arc::new(FeatureContext::new(&users, &authors));
-    let builder = HistoryBuilder::new(settings.samples.long_view_ms)
-        .with_videos(world.videos.iter())
-        .with_lives(world.lives.iter().map(|l| &l.row));
+    let (local, history) = empty_world(settings, &sim)?;
     let busiest = world
         .on_air_by_minute
         .iter()
@@ -109,16 +103,6 @@ pub fn demo_with(
     let start_ms = sim.config().start_ms;
     let mut sink = VecSink::default();
     sim.run(&mut sink, |_| {}).context("simulating")?;
-    let history: Arc<dyn HistoryStore> = Arc::new(MemoryStore::new(&HistoryConfig {
-        retention: settings.history.retention,
-        ..HistoryConfig::default()
-    })?);
-    let local = Arc::new(LocalWorld::new(
-        &settings.samples,
-        Arc::clone(&history),
-        builder,
-        context,
-    ));
     let cut = EventTime(start_ms + busiest * 60_000);
     let ingested = sink.events.partition_point(|e| e.ts < cut);
     for chunk in sink.events[..ingested].chunks(50_000) {
@@ -136,8 +120,35 @@ pub fn demo_with(
         history,
         events: sink.events,
         ingested,
-        users: users.iter().map(|u| u.user.0).collect(),
+        users: world.users.iter().map(|u| u.profile.user.0).collect(),
     })
+}
+
+/// A serving world over a simulation's entity tables (users, authors, videos, lives) with
+/// nothing ingested yet, and its in-memory history store.
+pub fn empty_world(
+    settings: &Settings,
+    sim: &Simulation,
+) -> anyhow::Result<(Arc<LocalWorld>, Arc<dyn HistoryStore>)> {
+    let world = sim.world();
+    let users: Vec<liverank_types::User> = world.users.iter().map(|u| u.profile.clone()).collect();
+    let authors: Vec<liverank_types::Author> =
+        world.authors.iter().map(|a| a.row.clone()).collect();
+    let context = Arc::new(FeatureContext::new(&users, &authors));
+    let builder = HistoryBuilder::new(settings.samples.long_view_ms)
+        .with_videos(world.videos.iter())
+        .with_lives(world.lives.iter().map(|l| &l.row));
+    let history: Arc<dyn HistoryStore> = Arc::new(MemoryStore::new(&HistoryConfig {
+        retention: settings.history.retention,
+        ..HistoryConfig::default()
+    })?);
+    let local = Arc::new(LocalWorld::new(
+        &settings.samples,
+        Arc::clone(&history),
+        builder,
+        context,
+    ));
+    Ok((local, history))
 }
 
 /// Loads a `liverank train` checkpoint as version `version`.

@@ -238,11 +238,13 @@ mod tests {
             ("history.backend", _) => s("redis"),
             ("stream.policy", _) => s("fastslow"),
             ("serve.addr", _) => s("127.0.0.1:9090"),
+            ("serve.ranking", _) => s("popularity"),
             // d_model must stay a multiple of heads.
             ("forecast.d_model" | "forecast.product.d_model", V::Integer(i)) => V::Integer(i * 2),
             ("forecast.heads" | "forecast.product.heads", V::Integer(i)) => V::Integer(i * 2),
             // The ESU heads divide the embedding width: keep both valid alone.
             ("model.embedding_dim", V::Integer(i)) => V::Integer(i * 2),
+            ("model.esu_heads", V::Integer(0)) => V::Integer(2),
             ("model.esu_heads", V::Integer(i)) => V::Integer(i / 2),
             (_, V::String(x)) => V::String(format!("{x}-other")),
             (_, V::Integer(i)) => V::Integer(i + 1),

@@ -287,6 +287,10 @@ pub fn train(settings: &Settings, args: &TrainArgs) -> Result<TrainOutcome, Fail
         let json = serde_json::json!({
             "policy": args.policy.as_str(),
             "train_rows": train_rows.len(),
+            // The held-out slice starts here (ms): a later test of this model on the same
+            // day (`liverank abtest`) starts no earlier.
+            "eval_from_ms": eval_rows.iter().map(|s| s.exposure_ts.0).min(),
+            "train_until_ms": train_rows.iter().map(|s| s.ts.0).max(),
             "eval_exposures": evaluation.exposures,
             "tasks": evaluation.tasks.iter().map(|(t, m)| (t.as_str(), m)).collect::<HashMap<_, _>>(),
             "popularity_click_auc": popularity_auc,

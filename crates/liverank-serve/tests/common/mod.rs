@@ -29,7 +29,7 @@ pub fn ranker_config(seed: u64) -> RankerConfig {
         },
         history_len: 5,
         seed,
-        ..RankerConfig::default()
+        ..RankerConfig::full_cross()
     }
 }
 
