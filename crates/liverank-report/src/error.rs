@@ -25,6 +25,15 @@ pub enum ReportError {
         #[source]
         source: png::EncodingError,
     },
+    /// A PNG given to a figure that cannot be decoded.
+    #[error("figure `{name}`: not a readable PNG")]
+    Decode {
+        /// The figure.
+        name: String,
+        /// The decoder's error.
+        #[source]
+        source: png::DecodingError,
+    },
     /// A table whose rows do not match its header.
     #[error("table in section `{section}`: {reason}")]
     Table {

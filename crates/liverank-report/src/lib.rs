@@ -92,6 +92,27 @@ pub struct Figure {
     pub height: u32,
 }
 
+impl Figure {
+    /// A figure from a PNG drawn elsewhere (another command's plot file); its size is read
+    /// from the image header.
+    pub fn from_png(name: impl Into<String>, caption: impl Into<String>, png: Vec<u8>) -> Result<Self> {
+        let name = name.into();
+        let decoder = png::Decoder::new(std::io::Cursor::new(&png));
+        let reader = decoder.read_info().map_err(|source| ReportError::Decode {
+            name: name.clone(),
+            source,
+        })?;
+        let (width, height) = (reader.info().width, reader.info().height);
+        Ok(Figure {
+            name,
+            caption: caption.into(),
+            png,
+            width,
+            height,
+        })
+    }
+}
+
 /// Where [`Report::write`] put the files.
 #[derive(Clone, Debug)]
 pub struct ReportFiles {

@@ -1005,24 +1005,32 @@ impl StreamPipeline {
             return Ok(());
         };
         let t = self.tasks.len();
-        for i in active {
-            let live = LiveId(self.highlights[i].live);
-            let rows: Vec<Sample> = self
-                .panel
-                .iter()
-                .map(|&u| self.exposure_sample(at, UserId(u), live, RequestId(0), 0))
-                .collect();
-            let batch = build_batch(
-                &self.builder,
-                &rows,
-                Some(&self.history_source()),
-                Some(scorer.store()),
-            )?;
-            let scores = scorer.predict(&batch)?;
-            let mean = (0..rows.len())
+        // One forward pass for the whole panel against every active room: the panel's
+        // rows of room k are rows k·P..(k+1)·P (per-call overhead dominates 64-row calls).
+        let panel = self.panel.len();
+        let rows: Vec<Sample> = active
+            .iter()
+            .flat_map(|&i| {
+                let live = LiveId(self.highlights[i].live);
+                self.panel
+                    .iter()
+                    .map(move |&u| (UserId(u), live))
+                    .collect::<Vec<_>>()
+            })
+            .map(|(user, live)| self.exposure_sample(at, user, live, RequestId(0), 0))
+            .collect();
+        let batch = build_batch(
+            &self.builder,
+            &rows,
+            Some(&self.history_source()),
+            Some(scorer.store()),
+        )?;
+        let scores = scorer.predict(&batch)?;
+        for (k, &i) in active.iter().enumerate() {
+            let mean = (k * panel..(k + 1) * panel)
                 .map(|r| f64::from(scores[r * t + click]))
                 .sum::<f64>()
-                / rows.len() as f64;
+                / panel as f64;
             let h = &self.highlights[i];
             let track = &mut self.state.boosts[i];
             if at < h.start {

@@ -64,6 +64,10 @@ pub struct AbtestArgs {
     /// of the model arms' held-out slices, or the day's start).
     #[arg(long)]
     pub from_hour: Option<f64>,
+    /// Length of the test window in hours (default: to the day's end); after it the
+    /// platform's recommender fills the slots again and nothing is counted.
+    #[arg(long)]
+    pub window_hours: Option<f64>,
     /// Rooms asked of the API per feed page.
     #[arg(long, default_value_t = 10)]
     pub page_rooms: usize,
@@ -189,6 +193,7 @@ struct ApiFeed {
     clients: Vec<HttpClient>,
     split_seed: u64,
     from_ms: i64,
+    until_ms: i64,
     page_rooms: usize,
     world: Arc<LocalWorld>,
     pending: Rc<RefCell<Vec<Event>>>,
@@ -238,7 +243,7 @@ impl FeedPolicy for ApiFeed {
             self.error = Some(e.context("ingesting the simulated events into the world"));
             return None;
         }
-        if slot.ts.0 < self.from_ms {
+        if slot.ts.0 < self.from_ms || slot.ts.0 >= self.until_ms {
             return None;
         }
         let arm = abtest::arm_of(self.split_seed, slot.user, self.clients.len());
@@ -294,7 +299,7 @@ impl FeedPolicy for ApiFeed {
 /// test window that the outcomes count.
 struct WindowSink {
     pending: Rc<RefCell<Vec<Event>>>,
-    from_ms: i64,
+    window: std::ops::Range<i64>,
     kept: Vec<Event>,
 }
 
@@ -309,7 +314,7 @@ impl EventSink for WindowSink {
                 | EventKind::Gift { .. }
                 | EventKind::Purchase { .. }
         );
-        if counted && event.ts.0 >= self.from_ms {
+        if counted && self.window.contains(&event.ts.0) {
             self.kept.push(event.clone());
         }
         Ok(())
@@ -402,6 +407,15 @@ fn test(settings: &Settings, args: &AbtestArgs) -> Result<AbtestResult, Failure>
             .max()
             .unwrap_or(config.start_ms),
     };
+    let until_ms = match args.window_hours {
+        Some(h) if h > 0.0 => (from_ms + (h * 3_600_000.0) as i64).min(config.end_ms()),
+        Some(h) => {
+            return Err(Failure::Input(anyhow::anyhow!(
+                "--window-hours must be positive, got {h}"
+            )));
+        }
+        None => config.end_ms(),
+    };
     if from_ms >= config.end_ms() {
         return Err(Failure::Input(anyhow::anyhow!(
             "the test window starts at or after the day's end ({} h of {})",
@@ -425,7 +439,7 @@ fn test(settings: &Settings, args: &AbtestArgs) -> Result<AbtestResult, Failure>
             &arms,
             sim,
             args.split_seed + r,
-            from_ms,
+            from_ms..until_ms,
             args,
         )?);
     }
@@ -465,9 +479,10 @@ fn run_once(
     arms: &[Arm],
     config: SimConfig,
     split_seed: u64,
-    from_ms: i64,
+    window: std::ops::Range<i64>,
     args: &AbtestArgs,
 ) -> Result<TestRun, Failure> {
+    let (from_ms, until_ms) = (window.start, window.end);
     let clock = Instant::now();
     let sim = liverank_sim::Simulation::new(config.clone()).input_err("simulator settings")?;
     let (world, _history) = crate::serve::empty_world(settings, &sim)?;
@@ -509,6 +524,7 @@ fn run_once(
         clients,
         split_seed,
         from_ms,
+        until_ms,
         page_rooms: args.page_rooms,
         world: Arc::clone(&world),
         pending: Rc::clone(&pending),
@@ -518,7 +534,7 @@ fn run_once(
     };
     let mut sink = WindowSink {
         pending,
-        from_ms,
+        window: window.clone(),
         kept: Vec::new(),
     };
     let bar = if args.quiet {
@@ -557,7 +573,7 @@ fn run_once(
 
     let shown: Vec<ShownExposure> = truth
         .iter()
-        .filter(|t| t.ts.0 >= from_ms)
+        .filter(|t| window.contains(&t.ts.0))
         .map(|t| ShownExposure {
             user: t.user,
             p_click: t.p_click,
@@ -605,7 +621,7 @@ fn run_once(
         split_seed,
         start_ms: config.start_ms,
         from_ms,
-        until_ms: config.end_ms(),
+        until_ms,
         seconds: clock.elapsed().as_secs_f64(),
         arms: arms_out,
     })
@@ -633,12 +649,12 @@ fn to_markdown(result: &AbtestResult) -> String {
     };
     let _ = writeln!(
         md,
-        "Closed-loop A/B test on `{}` (seed {}, split seed {}): hours {:.1}–{} of the day, {} bootstrap replicates; each cell is the arm's value, then its difference to `{}` with the 95 % interval.\n",
+        "Closed-loop A/B test on `{}` (seed {}, split seed {}): hours {:.1}–{:.1} of the day, {} bootstrap replicates; each cell is the arm's value, then its difference to `{}` with the 95 % interval.\n",
         result.preset,
         run.sim_seed,
         run.split_seed,
         (run.from_ms - run.start_ms) as f64 / 3.6e6,
-        result.hours,
+        (run.until_ms - run.start_ms) as f64 / 3.6e6,
         result.resamples,
         run.arms.first().map_or("", |a| a.name.as_str()),
     );

@@ -35,43 +35,43 @@ enum ForecastCommand {
 }
 
 #[derive(Debug, Args)]
-struct TrainArgs {
+pub(crate) struct TrainArgs {
     /// A `liverank samples` output directory (samples with their feature blocks).
     #[arg(long)]
-    samples: PathBuf,
+    pub(crate) samples: PathBuf,
     /// Output directory: forecaster.bin, product.bin, train.json.
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Seed of the weights and the window order. Default: [forecast].
     #[arg(long)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Passes over the training windows. Default: [forecast].
     #[arg(long)]
-    epochs: Option<usize>,
+    pub(crate) epochs: Option<usize>,
     /// Print nothing but the summary.
     #[arg(long, short)]
-    quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Args)]
-struct EvalArgs {
+pub(crate) struct EvalArgs {
     /// The samples the models were trained on (the held-out rooms are taken from them).
     #[arg(long)]
-    samples: PathBuf,
+    pub(crate) samples: PathBuf,
     /// Directory written by `liverank forecast train`.
     #[arg(long)]
-    model: PathBuf,
+    pub(crate) model: PathBuf,
     /// The simulator's truth_highlights file (.parquet/.jsonl). Default: beside the events
     /// named in the samples' summary.json, if there.
     #[arg(long)]
-    truth: Option<PathBuf>,
+    pub(crate) truth: Option<PathBuf>,
     /// Also write the evaluation as JSON here.
     #[arg(long)]
-    json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
     /// Also draw forecast vs actual (PNG) of a few held-out rooms with highlights into this
     /// directory: online viewers and, for e-commerce rooms, orders.
     #[arg(long)]
-    plot: Option<PathBuf>,
+    pub(crate) plot: Option<PathBuf>,
 }
 
 /// Share of the samples' time range whose rooms train (the rest is held out).
@@ -98,7 +98,7 @@ pub fn run(settings: &Settings, args: ForecastArgs) -> Result<(), Failure> {
     }
 }
 
-fn train(settings: &Settings, args: TrainArgs) -> Result<(), Failure> {
+pub(crate) fn train(settings: &Settings, args: TrainArgs) -> Result<(), Failure> {
     let mut config = settings.forecast.clone();
     if let Some(s) = args.seed {
         config.seed = s;
@@ -173,7 +173,7 @@ fn default_truth(samples: &Path) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-fn eval(settings: &Settings, args: EvalArgs) -> Result<(), Failure> {
+pub(crate) fn eval(settings: &Settings, args: EvalArgs) -> Result<(), Failure> {
     let read = |name: &str| {
         let path = args.model.join(name);
         std::fs::read(&path).input_err(&format!("reading {}", path.display()))

@@ -1,11 +1,13 @@
 //! `liverank run`: the whole system on the embedded defaults — simulate a preset, build
-//! realtime and complete samples, build the users' interaction history store, train the
-//! ranker on the realtime samples (with the Cross sequences read from the store) and print
-//! the evaluation on the later slice's complete labels, stream the same day through the
-//! online pipeline (test-then-train, published versions), start the serving API on a free
-//! loopback port with the streamed model and print a few `recommend` answers, and write the
-//! HTML report. Each stage is its subcommand's own function, called with its arguments
-//! built here (no argv round trip), with its own progress.
+//! realtime, fast/slow and complete samples, build the users' interaction history store,
+//! train the ranker on the realtime samples (with the Cross sequences read from the store)
+//! and print the evaluation on the later slice's complete labels (and train the two
+//! comparison models: fast/slow samples with the PU loss, and no Cross), stream the same
+//! day through the online pipeline (test-then-train, published versions), start the
+//! serving API on a free loopback port with the streamed model and print a few `recommend`
+//! answers, run the closed-loop A/B test of the three models against popularity on the
+//! held-out hours, and write the HTML report. Each stage is its subcommand's own function,
+//! called with its arguments built here (no argv round trip), with its own progress.
 
 use crate::Failure;
 use crate::history::{BuildArgs, StoreArgs};
@@ -37,12 +39,15 @@ pub struct RunArgs {
     /// Skip the online stage (stream + the API on its model): the offline half only.
     #[arg(long)]
     no_stream: bool,
+    /// Hours of the closed-loop A/B test, from the start of the held-out slice (0 = skip).
+    #[arg(long, default_value_t = 2.0)]
+    abtest_hours: f64,
     /// No progress bars.
     #[arg(long, short)]
     quiet: bool,
 }
 
-const STAGES: usize = 7;
+const STAGES: usize = 9;
 
 /// Runs the command.
 pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
@@ -74,7 +79,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
 
     let events = dir("sim").join("events.parquet");
     println!(
-        "== 2/{STAGES} samples: realtime and complete, into {}",
+        "== 2/{STAGES} samples: every policy (realtime, fast/slow, naive 30 s, complete) and their label consistency, into {}",
         dir("samples").display()
     );
     crate::samples::run(
@@ -82,12 +87,13 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
         SamplesArgs {
             events: Some(events.clone()),
             out: dir("samples"),
-            policies: vec![Policy::Realtime, Policy::Complete],
+            policies: vec![Policy::Realtime, Policy::Fastslow, Policy::Complete],
             checkpoint_every: 500_000,
             fresh: true,
             format: "parquet".into(),
             no_features: false,
-            report: false,
+            // All four policies, and the label-consistency table for the report.
+            report: true,
             quiet,
             kafka: false,
             partitions: Vec::new(),
@@ -124,25 +130,38 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
         args.epochs,
         dir("model").display()
     );
-    crate::train::run(
-        settings,
-        TrainArgs {
-            train_samples: dir("samples"),
-            eval_samples: None,
-            policy: Policy::Realtime,
-            model_config: None,
-            trunk: None,
-            seed: Some(args.seed),
-            epochs: Some(args.epochs),
-            batch_size: None,
-            train_fraction: None,
-            history: Some(dir("history")),
-            truth: Some(dir("sim").join("truth_exposures.parquet")),
-            out: Some(dir("model")),
-            resume: false,
-            quiet,
-        },
-    )?;
+    let train_args = |policy: Policy, out: &str| TrainArgs {
+        train_samples: dir("samples"),
+        eval_samples: None,
+        policy,
+        model_config: None,
+        trunk: None,
+        seed: Some(args.seed),
+        epochs: Some(args.epochs),
+        batch_size: None,
+        train_fraction: None,
+        history: Some(dir("history")),
+        truth: Some(dir("sim").join("truth_exposures.parquet")),
+        out: Some(dir(out)),
+        resume: false,
+        quiet,
+    };
+    crate::train::run(settings, train_args(Policy::Realtime, "model"))?;
+    // The A/B test's comparison arms: the legacy windows' samples with the PU loss, and
+    // the realtime model without the Cross history inputs.
+    println!(
+        "-- comparison model: fast/slow samples (PU loss), into {}",
+        dir("model-fastslow").display()
+    );
+    crate::train::run(settings, train_args(Policy::Fastslow, "model-fastslow"))?;
+    println!(
+        "-- comparison model: realtime samples without Cross, into {}",
+        dir("model-nocross").display()
+    );
+    let mut no_cross = settings.clone();
+    no_cross.model.history_sequences.clear();
+    no_cross.model.history_profile = false;
+    crate::train::run(&no_cross, train_args(Policy::Realtime, "model-nocross"))?;
 
     let model_dir = if args.no_stream {
         println!("== 5/{STAGES} stream: skipped (--no-stream)");
@@ -175,7 +194,67 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     }
 
     println!(
-        "== 7/{STAGES} report: {}",
+        "== 7/{STAGES} forecast: LiveForesighter trained on the rooms of the first part of the day, evaluated on the rest, into {}",
+        dir("forecast").display()
+    );
+    crate::forecast::train(
+        settings,
+        crate::forecast::TrainArgs {
+            samples: dir("samples"),
+            out: dir("forecast"),
+            seed: None,
+            epochs: None,
+            quiet,
+        },
+    )?;
+    crate::forecast::eval(
+        settings,
+        crate::forecast::EvalArgs {
+            samples: dir("samples"),
+            model: dir("forecast"),
+            truth: Some(dir("sim").join("truth_highlights.parquet")),
+            json: Some(dir("forecast").join("eval.json")),
+            plot: Some(dir("forecast").join("plots")),
+        },
+    )?;
+
+    if args.abtest_hours > 0.0 {
+        println!(
+            "== 8/{STAGES} abtest: closed loop on the held-out hours, {} h, into {}",
+            args.abtest_hours,
+            dir("abtest").display()
+        );
+        let arm = |name: &str, model: &str| {
+            format!("{name}=checkpoint:{}", dir(model).join("model.ckpt").display())
+        };
+        crate::abtest::run(
+            settings,
+            crate::abtest::AbtestArgs {
+                preset: args.preset,
+                seed: args.seed,
+                hours: None,
+                arms: vec![
+                    "popularity=popularity".into(),
+                    arm("realtime", "model"),
+                    arm("fastslow", "model-fastslow"),
+                    arm("realtime-no-cross", "model-nocross"),
+                ],
+                split_seed: 1,
+                from_hour: None,
+                window_hours: Some(args.abtest_hours),
+                page_rooms: 10,
+                repeats: 1,
+                resamples: 1000,
+                out: dir("abtest"),
+                quiet,
+            },
+        )?;
+    } else {
+        println!("== 8/{STAGES} abtest: skipped (--abtest-hours 0)");
+    }
+
+    println!(
+        "== 9/{STAGES} report: {}",
         args.out.join("report.html").display()
     );
     crate::report::run(crate::report::ReportArgs::of(args.out.clone()))

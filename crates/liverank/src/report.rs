@@ -5,8 +5,8 @@
 
 use crate::Failure;
 use clap::Args;
-use liverank_report::plot::{LineChart, Series};
-use liverank_report::{Block, Report, Section, Table};
+use liverank_report::plot::{Histogram, IntervalChart, LineChart, Series};
+use liverank_report::{Block, Figure, Report, Section, Table};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -64,10 +64,16 @@ pub fn build(dir: &Path) -> Result<Report, Failure> {
         dir.display(),
         env!("CARGO_PKG_VERSION")
     ));
-    let builders: [SectionBuilder; 3] = [
+    let builders: [SectionBuilder; 9] = [
         ("The simulated world", world),
+        ("Label consistency of the sample policies", label_consistency),
         ("Offline evaluation", offline_evaluation),
+        ("Models compared offline", models_compared),
         ("Prequential metrics of the online run", prequential),
+        ("Highlight time-to-boost", time_to_boost),
+        ("LiveForesighter", foresight),
+        ("Closed-loop A/B test", abtest),
+        ("Throughput of the run", throughput),
     ];
     let mut missing = Vec::new();
     for (title, builder) in builders {
@@ -306,4 +312,414 @@ fn prequential(dir: &Path) -> Built {
     )
     .with(Block::Figure(figure))
     .with(Block::Table(table)))
+}
+
+/// The label-consistency table of `liverank samples --report` (`samples/consistency.json`).
+fn label_consistency(dir: &Path) -> Built {
+    let path = dir.join("samples/consistency.json");
+    let json = read_json(&path).map_err(|e| {
+        format!(
+            "{e} — made by `liverank samples --report --out {}/samples`",
+            dir.display()
+        )
+    })?;
+    let rows = json["tasks"]
+        .as_array()
+        .ok_or_else(|| format!("{}: no `tasks`", path.display()))?;
+    let policies = ["realtime", "fastslow", "naive30"];
+    let mut header = vec!["task".to_string(), "complete positives".to_string()];
+    header.extend(
+        policies
+            .iter()
+            .map(|p| format!("{p}: share reported (delay p50 / p90 s)")),
+    );
+    let mut table = Table::new(header);
+    for row in rows {
+        let mut cells = vec![
+            row["task"].as_str().unwrap_or("–").to_string(),
+            count(&row["positives"]),
+        ];
+        for p in policies {
+            let c = &row["policies"][p];
+            cells.push(format!(
+                "{:.1} % ({} / {})",
+                100.0 * c["share"].as_f64().unwrap_or(f64::NAN),
+                number(&c["p50_s"], 0),
+                number(&c["p90_s"], 0)
+            ));
+        }
+        table.push(cells);
+    }
+    if table.rows.is_empty() {
+        return Err(format!("{}: no tasks", path.display()));
+    }
+    Ok(Section::new(
+        "Label consistency of the sample policies",
+        "For each task, the share of the positives that complete (day-end) labels hold which each policy reports, and how long after the action it reports them: realtime (Moment's 30 s buckets with first-only masks) keeps every positive within seconds; the fixed 5-minute / 1-hour windows (fastslow) and a naive 30 s window lose or delay some.",
+    )
+    .with(Block::Table(table)))
+}
+
+/// The three models of the main job side by side: realtime samples (the main model),
+/// fast/slow samples with the PU loss, and realtime without the Cross history inputs.
+fn models_compared(dir: &Path) -> Built {
+    let models = [
+        ("model", "realtime samples, Cross (the main model)"),
+        ("model-fastslow", "fast/slow windows, PU loss"),
+        ("model-nocross", "realtime samples, no Cross"),
+    ];
+    let mut table = Table::new(
+        [
+            "model",
+            "click AUC",
+            "click GAUC",
+            "long_view AUC",
+            "long_view GAUC",
+            "gift AUC",
+            "training samples/s",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let mut missing = Vec::new();
+    for (sub, label) in models {
+        match read_json(&dir.join(sub).join("evaluation.json")) {
+            Ok(eval) => {
+                let t = &eval["tasks"];
+                table.push(vec![
+                    label.to_string(),
+                    number(&t["click"]["auc"], 4),
+                    number(&t["click"]["gauc"], 4),
+                    number(&t["long_view"]["auc"], 4),
+                    number(&t["long_view"]["gauc"], 4),
+                    number(&t["gift"]["auc"], 4),
+                    number(&eval["train_samples_per_s"], 0),
+                ]);
+            }
+            Err(e) => missing.push(e),
+        }
+    }
+    if table.rows.len() < 2 {
+        return Err(format!(
+            "{} — made by `liverank run` (it trains all three)",
+            missing.join("; ")
+        ));
+    }
+    Ok(Section::new(
+        "Models compared offline",
+        "The three models of the A/B test on the same held-out slice and the same complete labels: what the realtime labels and the Cross history inputs are each worth.",
+    )
+    .with(Block::Table(table)))
+}
+
+/// `stream/highlights.csv`: per simulated highlight, how long after its start the online
+/// model raised a probe panel's click probability on that room by the configured margin.
+fn time_to_boost(dir: &Path) -> Built {
+    let path = dir.join("stream/highlights.csv");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e} — made by `liverank stream --out {}/stream` on simulated events",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let mut boosted = Vec::new();
+    let mut by_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    let mut total = 0usize;
+    for line in text.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let (Some(kind), Some(b)) = (cells.get(3), cells.get(4)) else {
+            continue;
+        };
+        total += 1;
+        let entry = by_kind.entry((*kind).to_string()).or_default();
+        entry.0 += 1;
+        if let Ok(s) = b.parse::<f64>() {
+            boosted.push(s);
+            entry.1 += 1;
+        }
+    }
+    if total == 0 {
+        return Err(format!("{}: no highlights", path.display()));
+    }
+    let mut sorted = boosted.clone();
+    sorted.sort_by(f64::total_cmp);
+    let q = |p: f64| liverank_eval::abtest::quantile(&sorted, p);
+    let facts = vec![
+        ("highlights".to_string(), group_thousands(total as u64)),
+        (
+            "boosted before the highlight ended".to_string(),
+            format!(
+                "{} ({:.1} %)",
+                boosted.len(),
+                100.0 * boosted.len() as f64 / total as f64
+            ),
+        ),
+        ("median time to boost (s)".to_string(), format!("{:.0}", q(0.5))),
+        ("p90 time to boost (s)".to_string(), format!("{:.0}", q(0.9))),
+    ];
+    let mut table = Table::new(
+        ["kind", "highlights", "boosted"]
+            .map(String::from)
+            .to_vec(),
+    );
+    for (kind, (n, b)) in by_kind {
+        table.push(vec![
+            kind,
+            n.to_string(),
+            format!("{b} ({:.0} %)", 100.0 * b as f64 / n.max(1) as f64),
+        ]);
+    }
+    let mut section = Section::new(
+        "Highlight time-to-boost",
+        "Moment's claim in one number: after a room's highlight starts, how soon the online model (the version published at that moment) scores the room higher for a fixed panel of users.",
+    )
+    .with(Block::Facts(facts));
+    if !boosted.is_empty() {
+        let figure = Histogram::new("Time to boost of the highlights", "seconds after the highlight's start")
+            .with_sample("boosted highlights", boosted)
+            .render(
+                "time_to_boost",
+                "How many highlights the online model boosted within each span of seconds after their start (highlights never boosted are not drawn; the table counts them).",
+            )
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        section.push(Block::Figure(figure));
+    }
+    section.push(Block::Table(table));
+    Ok(section)
+}
+
+/// `forecast/eval.json` and the plots of `liverank forecast eval --plot forecast/plots`.
+fn foresight(dir: &Path) -> Built {
+    let path = dir.join("forecast/eval.json");
+    let eval = read_json(&path).map_err(|e| {
+        format!(
+            "{e} — made by `liverank forecast train --samples {d}/samples --out {d}/forecast` then `liverank forecast eval --samples {d}/samples --model {d}/forecast --json {d}/forecast/eval.json --plot {d}/forecast/plots`",
+            d = dir.display()
+        )
+    })?;
+    let mut table = Table::new(
+        [
+            "windows",
+            "series",
+            "MSE model",
+            "MSE last",
+            "MSE moving avg",
+            "MSE linear",
+            "gain vs best naive",
+            "95 % interval",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    for subset in eval["subsets"].as_array().into_iter().flatten() {
+        let name = subset["name"].as_str().unwrap_or("–");
+        for x in subset["series"].as_array().into_iter().flatten() {
+            let mse = |i: usize| number(&x["mse"][i], 4);
+            table.push(vec![
+                name.to_string(),
+                x["series"].as_str().unwrap_or("–").to_string(),
+                mse(0),
+                mse(1),
+                mse(2),
+                mse(3),
+                format!(
+                    "{:.2} % (vs {})",
+                    100.0 * x["gain"].as_f64().unwrap_or(f64::NAN),
+                    x["better_naive"].as_str().unwrap_or("–")
+                ),
+                format!(
+                    "[{:.2} %, {:.2} %]",
+                    100.0 * x["gain_ci"][0].as_f64().unwrap_or(f64::NAN),
+                    100.0 * x["gain_ci"][1].as_f64().unwrap_or(f64::NAN)
+                ),
+            ]);
+        }
+    }
+    if table.rows.is_empty() {
+        return Err(format!("{}: no subsets", path.display()));
+    }
+    let c3 = &eval["next_c3"];
+    let facts = vec![
+        ("held-out rooms".to_string(), count(&eval["test_rooms"])),
+        (
+            "next-category top-5 (model / first-order Markov)".to_string(),
+            format!("{} / {}", number(&c3["top5"], 4), number(&c3["markov_top5"], 4)),
+        ),
+        (
+            "forecast of every room on air (ms)".to_string(),
+            number(&(eval["timing"]["all_on_air_s"].as_f64().map(|s| s * 1e3).into()), 2),
+        ),
+    ];
+    let mut section = Section::new(
+        "LiveForesighter",
+        "The room forecaster (RevIN + iTransformer over each room's 30 s statistics) against the naive forecasts on rooms held out by start time, and the next product category predictor against a Markov chain.",
+    )
+    .with(Block::Facts(facts))
+    .with(Block::Table(table));
+    let mut plots: Vec<PathBuf> = std::fs::read_dir(dir.join("forecast/plots"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    plots.sort();
+    for p in plots.into_iter().take(4) {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("forecast");
+        let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let what = if stem.ends_with("orders") { "orders" } else { "online viewers" };
+        let figure = Figure::from_png(
+            stem.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-', "_"),
+            format!("Forecast against actual {what} of one held-out room, 30 s buckets, highlights shaded."),
+            bytes,
+        )
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+        section.push(Block::Figure(figure));
+    }
+    Ok(section)
+}
+
+/// `abtest/abtest.json` of `liverank abtest`: the first run's table and the click and
+/// watch-time differences with their intervals.
+fn abtest(dir: &Path) -> Built {
+    let path = dir.join("abtest/abtest.json");
+    let json = read_json(&path).map_err(|e| {
+        format!(
+            "{e} — made by `liverank abtest --out {}/abtest` (or `liverank run`)",
+            dir.display()
+        )
+    })?;
+    let run = json["runs"]
+        .get(0)
+        .ok_or_else(|| format!("{}: no runs", path.display()))?;
+    let arms = run["arms"]
+        .as_array()
+        .ok_or_else(|| format!("{}: no arms", path.display()))?;
+    let metrics: Vec<String> = json["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.as_str().map(String::from))
+        .collect();
+    let mut header = vec!["arm".to_string(), "users".to_string(), "rooms shown".to_string()];
+    header.extend(metrics.iter().cloned());
+    header.push("API p99 ms".to_string());
+    let mut table = Table::new(header);
+    let control = arms.first().and_then(|a| a["name"].as_str()).unwrap_or("control");
+    let mut charts: Vec<IntervalChart> = ["clicks / user", "watch min / user", "highlight share"]
+        .iter()
+        .map(|m| IntervalChart::new(format!("{m}: difference to {control}"), *m))
+        .collect();
+    for (a, arm) in arms.iter().enumerate() {
+        let name = arm["name"].as_str().unwrap_or("–").to_string();
+        let row = &arm["row"];
+        let mut cells = vec![
+            name.clone(),
+            count(&row["users"]),
+            row["total"]["shown"].as_f64().map_or("–".into(), |v| group_thousands(v as u64)),
+        ];
+        for cell in row["metrics"].as_array().into_iter().flatten() {
+            let v = number(&cell["value"], 4);
+            if a == 0 {
+                cells.push(v);
+            } else {
+                cells.push(format!(
+                    "{v} ({:+.4} [{:+.4}, {:+.4}])",
+                    cell["diff"].as_f64().unwrap_or(f64::NAN),
+                    cell["ci"][0].as_f64().unwrap_or(f64::NAN),
+                    cell["ci"][1].as_f64().unwrap_or(f64::NAN)
+                ));
+            }
+        }
+        cells.push(number(&arm["p99_ms"], 1));
+        table.push(cells);
+        if a > 0 {
+            for chart in &mut charts {
+                let k = metrics.iter().position(|m| *m == chart.y_label);
+                if let Some(cell) = k.and_then(|k| row["metrics"].get(k)) {
+                    chart.items.push((
+                        name.clone(),
+                        cell["diff"].as_f64().unwrap_or(f64::NAN),
+                        cell["ci"][0].as_f64().unwrap_or(f64::NAN),
+                        cell["ci"][1].as_f64().unwrap_or(f64::NAN),
+                    ));
+                }
+            }
+        }
+    }
+    let hours = |ms: &Value| {
+        (ms.as_f64().unwrap_or(f64::NAN) - run["start_ms"].as_f64().unwrap_or(f64::NAN)) / 3.6e6
+    };
+    let mut section = Section::new(
+        "Closed-loop A/B test",
+        format!(
+            "The simulator's users, split into arms by a seeded hash, were shown in the feed's live slots what each arm's serving API answered (hours {:.1}–{:.1} of the day, after every model's training data), and reacted by the simulator's ground truth. Each cell: the arm's value, then its difference to `{control}` with the 95 % bootstrap interval over users.",
+            hours(&run["from_ms"]),
+            hours(&run["until_ms"])
+        ),
+    )
+    .with(Block::Table(table));
+    for (chart, name) in charts.iter().zip(["ab_clicks", "ab_watch", "ab_highlight"]) {
+        if let Ok(figure) = chart.render(
+            name,
+            &format!(
+                "Each arm's {} minus {control}'s, with its 95 % bootstrap interval; an interval that crosses 0 is no measurable difference.",
+                chart.y_label
+            ),
+        ) {
+            section.push(Block::Figure(figure));
+        }
+    }
+    Ok(section)
+}
+
+/// Training, online and serving speed, from the artifacts that measured them.
+fn throughput(dir: &Path) -> Built {
+    let mut facts = Vec::new();
+    if let Ok(eval) = read_json(&dir.join("model/evaluation.json")) {
+        facts.push((
+            "offline training (samples/s)".to_string(),
+            number(&eval["train_samples_per_s"], 0),
+        ));
+    }
+    if let Ok(summary) = read_json(&dir.join("stream/summary.json")) {
+        let c = &summary["counters"];
+        facts.push(("online: records streamed".to_string(), count(&c["records"])));
+        facts.push(("online: samples trained".to_string(), count(&c["trained"])));
+        facts.push((
+            "online: exposures scored at their impression".to_string(),
+            count(&c["served_scored"]),
+        ));
+        facts.push((
+            "online: model versions published".to_string(),
+            count(&summary["version"]),
+        ));
+    }
+    if let Ok(ab) = read_json(&dir.join("abtest/abtest.json")) {
+        for arm in ab["runs"][0]["arms"].as_array().into_iter().flatten() {
+            facts.push((
+                format!(
+                    "serving, arm {}: recommend calls · p50 / p99 ms",
+                    arm["name"].as_str().unwrap_or("–")
+                ),
+                format!(
+                    "{} · {} / {}",
+                    count(&arm["calls"]["calls"]),
+                    number(&arm["p50_ms"], 1),
+                    number(&arm["p99_ms"], 1)
+                ),
+            ));
+        }
+    }
+    if facts.is_empty() {
+        return Err(format!(
+            "no model/evaluation.json, stream/summary.json or abtest/abtest.json in {}",
+            dir.display()
+        ));
+    }
+    Ok(Section::new(
+        "Throughput of the run",
+        "How fast each stage worked on this machine during this run (a shared machine: compare ratios within one run, not across runs).",
+    )
+    .with(Block::Facts(facts)))
 }

@@ -179,7 +179,14 @@ pub fn run(settings: &crate::settings::Settings, args: SamplesArgs) -> Result<()
     }
     println!("dead letters → {}", dead_path.display());
     if args.report {
-        print_report(&engine);
+        let table = print_report(&engine);
+        let path = args.out.join("consistency.json");
+        liverank_fs::write_atomic_bytes(
+            &path,
+            &serde_json::to_vec_pretty(&table).map_err(anyhow::Error::from)?,
+        )
+        .map_err(|e| anyhow::Error::from(e).context(format!("writing {}", path.display())))?;
+        println!("label consistency → {}", path.display());
     }
     Ok(())
 }
@@ -215,8 +222,11 @@ fn run_job<K: SampleSink>(
     job.map_err(classify)?.run(progress).map_err(classify)
 }
 
-fn print_report(engine: &SampleEngine) {
+/// Prints the label-consistency table and returns it as JSON (one object per task: the
+/// `complete` positives and, per policy, the share reported and the delay quantiles).
+fn print_report(engine: &SampleEngine) -> serde_json::Value {
     let t = engine.consistency();
+    let mut rows = Vec::new();
     println!();
     println!(
         "label consistency: share of `complete` positives each policy reports, and the delay from the positive to its report (s, p50/p90)"
@@ -229,6 +239,7 @@ fn print_report(engine: &SampleEngine) {
         let i = task as usize;
         let n = t.complete_positives[i];
         let mut cells = Vec::new();
+        let mut policies = serde_json::Map::new();
         for p in [Policy::Realtime, Policy::Fastslow, Policy::Naive30] {
             let pi = Policy::ALL.iter().position(|&q| q == p).unwrap_or(0);
             // The one quantile definition of the project (nearest rank), as the benchmarks.
@@ -237,7 +248,16 @@ fn print_report(engine: &SampleEngine) {
             d.sort_unstable_by(f64::total_cmp);
             let (p50, p90) = (quantile_sorted(&d, 0.5), quantile_sorted(&d, 0.9));
             cells.push(format!("{:>5.1}% {:>6.0}/{:<6.0}", 100.0 * share, p50, p90));
+            policies.insert(
+                p.as_str().to_string(),
+                serde_json::json!({"share": share, "p50_s": p50, "p90_s": p90}),
+            );
         }
+        rows.push(serde_json::json!({
+            "task": task.as_str(),
+            "positives": n,
+            "policies": policies,
+        }));
         println!(
             "{:<10} {:>9}  {:>22}  {:>22}  {:>22}",
             task.as_str(),
@@ -247,4 +267,5 @@ fn print_report(engine: &SampleEngine) {
             cells[2]
         );
     }
+    serde_json::json!({ "tasks": rows })
 }

@@ -26,16 +26,22 @@ fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
         String::from_utf8_lossy(&out.stderr)
     );
     for stage in [
-        "1/7 simulate",
-        "2/7 samples",
-        "3/7 history",
-        "4/7 train + evaluate",
+        "1/9 simulate",
+        "2/9 samples",
+        "label consistency",
+        "3/9 history",
+        "4/9 train + evaluate",
         "baselines (click AUC)",
-        "5/7 stream",
+        "comparison model: fast/slow",
+        "comparison model: realtime samples without Cross",
+        "5/9 stream",
         "prequential (cumulative)",
-        "6/7 serve",
+        "6/9 serve",
         "API stopped",
-        "7/7 report",
+        "7/9 forecast",
+        "8/9 abtest",
+        "Closed-loop A/B test",
+        "9/9 report",
     ] {
         assert!(stdout.contains(stage), "missing {stage:?} in:\n{stdout}");
     }
