@@ -24,6 +24,16 @@ if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
 fi
 export LIVERANK_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 
+# Headless Chromium for the report check of the main-job test (scripts/report-check.sh):
+# Debian's package, installed if missing.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    echo "== installing chromium (Debian package)"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
 # The Kafka-compatible broker tansu for the distributed-mode tests (liverank-kafka): built
 # from the crate registry the first time (~20 min on 2 cores), then reused; a fresh
 # in-memory broker per run. The tests fail, not skip, without it.

@@ -95,7 +95,11 @@ pub struct Figure {
 impl Figure {
     /// A figure from a PNG drawn elsewhere (another command's plot file); its size is read
     /// from the image header.
-    pub fn from_png(name: impl Into<String>, caption: impl Into<String>, png: Vec<u8>) -> Result<Self> {
+    pub fn from_png(
+        name: impl Into<String>,
+        caption: impl Into<String>,
+        png: Vec<u8>,
+    ) -> Result<Self> {
         let name = name.into();
         let decoder = png::Decoder::new(std::io::Cursor::new(&png));
         let reader = decoder.read_info().map_err(|source| ReportError::Decode {

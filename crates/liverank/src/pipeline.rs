@@ -225,7 +225,10 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
             dir("abtest").display()
         );
         let arm = |name: &str, model: &str| {
-            format!("{name}=checkpoint:{}", dir(model).join("model.ckpt").display())
+            format!(
+                "{name}=checkpoint:{}",
+                dir(model).join("model.ckpt").display()
+            )
         };
         crate::abtest::run(
             settings,

@@ -49,7 +49,10 @@ fn an_a_a_test_covers_zero_in_at_least_17_of_20_runs_for_every_metric() {
     assert_eq!(seeds.len(), 20);
     for run in runs {
         let arms = run["arms"].as_array().unwrap();
-        let users: u64 = arms.iter().map(|a| a["row"]["users"].as_u64().unwrap()).sum();
+        let users: u64 = arms
+            .iter()
+            .map(|a| a["row"]["users"].as_u64().unwrap())
+            .sum();
         assert_eq!(users, 2_000, "every tiny user is in exactly one arm");
         for arm in arms {
             let calls = &arm["calls"];

@@ -1,5 +1,6 @@
 //! The README's main job on the `tiny` preset: simulate → samples → history → train →
-//! evaluation → stream → serve → report, through the real binary.
+//! evaluation → stream → serve → forecast → A/B test → report, through the real binary,
+//! and the report opened in headless Chromium.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
@@ -73,6 +74,73 @@ fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
     assert_eq!(answers, 3, "three recommend answers in:\n{stdout}");
     let html = std::fs::read_to_string(tmp.path().join("report.html")).unwrap();
     assert!(html.contains("<html"), "report.html is HTML");
+    // Every section of the report is there and holds numbers, none is listed as missing.
+    let md = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
+    assert!(
+        !md.contains("## Not in this run"),
+        "a section is missing:\n{md}"
+    );
+    let sections: Vec<&str> = md.split("\n## ").skip(1).collect();
+    let titles: Vec<&str> = sections.iter().map(|s| s.lines().next().unwrap()).collect();
+    assert_eq!(
+        titles,
+        [
+            "The simulated world",
+            "Label consistency of the sample policies",
+            "Offline evaluation",
+            "Models compared offline",
+            "Prequential metrics of the online run",
+            "Highlight time-to-boost",
+            "LiveForesighter",
+            "Closed-loop A/B test",
+            "Throughput of the run",
+        ]
+    );
+    for section in &sections {
+        let digits = section
+            .lines()
+            .skip(1)
+            .filter(|l| !l.starts_with('*') && !l.starts_with("!["))
+            .flat_map(|l| l.chars())
+            .filter(char::is_ascii_digit)
+            .count();
+        assert!(digits > 10, "no numbers in section:\n{section}");
+    }
+    // The A/B test ran all four arms through their APIs, each arm's users shown rooms.
+    let ab: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("abtest/abtest.json")).unwrap())
+            .unwrap();
+    let arms = ab["runs"][0]["arms"].as_array().unwrap();
+    let names: Vec<&str> = arms.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["popularity", "realtime", "fastslow", "realtime-no-cross"]
+    );
+    for arm in arms {
+        assert!(arm["calls"]["calls"].as_u64().unwrap() > 100, "{arm}");
+        assert!(
+            arm["row"]["total"]["shown"].as_f64().unwrap() > 100.0,
+            "{arm}"
+        );
+    }
+    // The page as a reader's browser shows it: headless Chromium, no console errors,
+    // every figure drawn at its size; the screenshot stays in target/tmp as the artefact.
+    let artefacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-check");
+    let check = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/report-check.sh"
+    ))
+    .arg(tmp.path().join("report.html"))
+    .arg(&artefacts)
+    .output()
+    .unwrap();
+    assert!(
+        check.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(artefacts.join("report.png").metadata().unwrap().len() > 10_000);
 
     // A bad flag value is bad usage: exit code 2 with a reason.
     let out = bin()
