@@ -132,7 +132,7 @@ proptest! {
     #[test]
     fn on_air_hnsw_index_returns_only_rooms_on_air(ops in prop::collection::vec(op(), 0..120), cosine in any::<bool>(), seed in any::<u64>()) {
         let metric = if cosine { Metric::Cosine } else { Metric::InnerProduct };
-        let config = HnswConfig { m: 2, ef_construction: 4, ef_search: 2, max_tombstone_ratio: 0.3, seed };
+        let config = HnswConfig { m: 2, ef_construction: 4, ef_search: 2, max_tombstone_ratio: 0.3, seed, quantized_search: seed % 2 == 0 };
         check(OnAirIndex::new(HnswIndex::new(DIM, metric, config).expect("config")), &ops, false)?;
     }
 }
