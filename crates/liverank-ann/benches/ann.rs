@@ -1,5 +1,8 @@
 //! Search latency of HNSW against exact search on 100,000 seeded random 64-d vectors
-//! (cosine), top 10; prints HNSW's recall@10 against exact over 1000 queries first.
+//! (cosine), top 10, on the two data sets of `tests/recall_100k.rs`: `uniform` (i.i.d.
+//! components, full intrinsic dimension) and `low_rank` (an 8-d latent through a fixed
+//! 64×8 map plus 5 % noise, like trained embeddings). Before timing, each prints HNSW's
+//! recall@10 against exact over 1000 queries at the default `ef_search` and at 512.
 //!
 //! ```text
 //! cargo bench -p liverank-ann --bench ann
@@ -15,24 +18,40 @@ const N: usize = 100_000;
 const DIM: usize = 64;
 const K: usize = 10;
 
-fn random_vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
+fn uniform(n: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|_| (0..DIM).map(|_| rng.uniform(1.0)).collect())
         .collect()
 }
 
-fn search(c: &mut Criterion) {
-    let vectors = random_vectors(N, 42);
-    let queries = random_vectors(1_000, 43);
-    let mut exact = ExactIndex::new(DIM, Metric::Cosine).expect("dim");
-    let mut hnsw = HnswIndex::new(DIM, Metric::Cosine, HnswConfig::default()).expect("config");
-    for (id, v) in vectors.iter().enumerate() {
-        exact.insert(id as u64, v).expect("insert");
-        hnsw.insert(id as u64, v).expect("insert");
-    }
+fn gaussian(rng: &mut SplitMix64) -> f32 {
+    let u = 1.0 - rng.next_f32();
+    let v = rng.next_f32();
+    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+}
+
+fn low_rank(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    const LATENT: usize = 8;
+    let mut map_rng = SplitMix64::new(7);
+    let map: Vec<f32> = (0..DIM * LATENT).map(|_| gaussian(&mut map_rng)).collect();
+    let mut rng = SplitMix64::new(seed);
+    (0..n)
+        .map(|_| {
+            let z: Vec<f32> = (0..LATENT).map(|_| gaussian(&mut rng)).collect();
+            (0..DIM)
+                .map(|d| {
+                    let signal: f32 = (0..LATENT).map(|l| map[d * LATENT + l] * z[l]).sum();
+                    signal + 0.05 * (LATENT as f32).sqrt() * gaussian(&mut rng)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn recall(exact: &ExactIndex, hnsw: &HnswIndex, queries: &[Vec<f32>]) -> f64 {
     let mut hits = 0usize;
-    for q in &queries {
+    for q in queries {
         let truth: Vec<u64> = exact
             .search(q, K)
             .expect("search")
@@ -46,14 +65,25 @@ fn search(c: &mut Criterion) {
             .filter(|h| truth.contains(&h.0))
             .count();
     }
+    hits as f64 / (K * queries.len()) as f64
+}
+
+fn bench_data(c: &mut Criterion, name: &str, vectors: &[Vec<f32>], queries: &[Vec<f32>]) {
+    let mut exact = ExactIndex::new(DIM, Metric::Cosine).expect("dim");
+    let mut hnsw = HnswIndex::new(DIM, Metric::Cosine, HnswConfig::default()).expect("config");
+    for (id, v) in vectors.iter().enumerate() {
+        exact.insert(id as u64, v).expect("insert");
+        hnsw.insert(id as u64, v).expect("insert");
+    }
+    let default_ef = hnsw.config().ef_search;
+    let at_default = recall(&exact, &hnsw, queries);
+    hnsw.set_ef_search(512);
+    let at_512 = recall(&exact, &hnsw, queries);
     println!(
-        "HNSW {:?}: recall@10 = {:.4} over {} queries on {N} x {DIM}",
-        hnsw.config(),
-        hits as f64 / (K * queries.len()) as f64,
+        "[{name}] recall@10 over {} queries on {N} x {DIM}: {at_default:.4} at ef_search {default_ef}, {at_512:.4} at 512",
         queries.len()
     );
-
-    let mut group = c.benchmark_group("ann_search_100k_64d_top10");
+    let mut group = c.benchmark_group(format!("ann_{name}_100k_64d_top10"));
     let mut i = 0usize;
     group.bench_function("exact", |b| {
         b.iter(|| {
@@ -61,18 +91,26 @@ fn search(c: &mut Criterion) {
             black_box(exact.search(&queries[i], K).expect("search"))
         })
     });
-    group.bench_function("hnsw", |b| {
-        b.iter(|| {
-            i = (i + 1) % queries.len();
-            black_box(hnsw.search(&queries[i], K).expect("search"))
-        })
-    });
+    for ef in [default_ef, 512] {
+        hnsw.set_ef_search(ef);
+        group.bench_function(format!("hnsw_ef{ef}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % queries.len();
+                black_box(hnsw.search(&queries[i], K).expect("search"))
+            })
+        });
+    }
     group.finish();
+}
+
+fn search(c: &mut Criterion) {
+    bench_data(c, "uniform", &uniform(N, 42), &uniform(1_000, 43));
+    bench_data(c, "low_rank", &low_rank(N, 42), &low_rank(1_000, 43));
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(30);
+    config = Criterion::default().sample_size(20);
     targets = search
 }
 criterion_main!(benches);

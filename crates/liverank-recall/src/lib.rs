@@ -30,6 +30,42 @@ pub use split::{Case, Split, Stage};
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
+/// The settings of `liverank recall eval`: how to import the log, what to evaluate and the
+/// item-kNN baseline's parameters (a `[recall_eval]` section with three sub-tables).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecallEvalConfig {
+    /// The log importer.
+    pub import: ImportConfig,
+    /// Cutoffs and stage.
+    pub eval: EvalConfig,
+    /// The item-kNN baseline.
+    pub item_knn: ItemKnnConfig,
+}
+
+impl RecallEvalConfig {
+    /// Validates every part.
+    pub fn validate(&self) -> Result<()> {
+        self.import.validate()?;
+        self.eval.validate()?;
+        self.item_knn.validate()
+    }
+}
+
+/// Fits both baselines on the split's training prefixes and evaluates them: popularity
+/// first, then item-kNN. The yardsticks a trained recall model is compared against.
+pub fn evaluate_baselines(split: &Split<'_>, config: &RecallEvalConfig) -> Result<Vec<EvalReport>> {
+    config.validate()?;
+    let popularity = Popularity::fit(split);
+    let knn = ItemKnn::fit(split, config.item_knn.clone())?;
+    Ok(vec![
+        evaluate(split, &popularity, &config.eval)?,
+        evaluate(split, &knn, &config.eval)?,
+    ])
+}
+
 /// Everything that can go wrong in this crate. Bad *rows* are not errors (they are counted
 /// in an [`ImportReport`]); these are the failures that stop an import or an evaluation.
 #[derive(Debug, thiserror::Error)]
