@@ -14,6 +14,8 @@
 //! Scores are similarities, higher is better: the inner product, or the cosine (vectors
 //! and queries normalised to unit length on the way in), see [`Metric`].
 
+#![warn(missing_docs)]
+
 pub mod exact;
 pub mod hnsw;
 pub mod metric;

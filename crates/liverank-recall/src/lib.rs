@@ -13,6 +13,8 @@
 //! * [`evaluate`]: full ranking over all items (no sampled negatives), the user's history
 //!   excluded except the target, HR@K and NDCG@K with pessimistic ties.
 
+#![warn(missing_docs)]
+
 pub mod evaluate;
 pub mod import;
 pub mod log;
