@@ -8,6 +8,7 @@
 //! * [`HnswIndex`]: our hierarchical navigable small-world graph (Malkov & Yashunin 2018)
 //!   with deletes as tombstones, filtered search and a rebuild once tombstones pass a
 //!   ratio; deterministic given its seed.
+//! * [`AnnConfig`]: the configuration section that picks and builds one of them.
 //! * [`OnAirIndex`]: a wrapper that follows `LiveStart` / `LiveEnd` and model-version
 //!   updates, so a search only ever returns rooms on air.
 //!
@@ -16,12 +17,14 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod exact;
 pub mod hnsw;
 pub mod metric;
 pub mod on_air;
 mod top_k;
 
+pub use config::{AnnConfig, IndexKind};
 pub use exact::ExactIndex;
 pub use hnsw::{HnswConfig, HnswIndex};
 pub use metric::{Metric, dot};
