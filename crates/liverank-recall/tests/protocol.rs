@@ -486,3 +486,64 @@ fn baselines_run_from_one_config_section() {
     );
     assert!(toml::from_str::<liverank_recall::RecallEvalConfig>("[eval]\ncutof = [1]").is_err());
 }
+
+#[test]
+fn import_strips_a_bom_reads_tsv_and_filters_parquet_events_of_integer_type() {
+    let file = write_file(
+        b"\xEF\xBB\xBFuser\titem\ttimestamp\nu\ti\t1\nu\tj\t2\n",
+        ".tsv",
+    );
+    let (log, report) = import_log(file.path(), &ImportConfig::default()).expect("BOM and tab");
+    assert_eq!((report.kept, log.num_items()), (2, 2));
+
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int32Array, LargeStringArray, RecordBatch, UInt64Array};
+    use parquet::arrow::ArrowWriter;
+
+    let batch = RecordBatch::try_from_iter(vec![
+        (
+            "user",
+            Arc::new(UInt64Array::from(vec![1, 1, 2, 2])) as ArrayRef,
+        ),
+        (
+            "item",
+            Arc::new(LargeStringArray::from(vec!["x", "", "y", "z"])),
+        ),
+        ("timestamp", Arc::new(Int32Array::from(vec![3, 1, 2, 5]))),
+        (
+            "type",
+            Arc::new(Int32Array::from(vec![Some(1), Some(1), Some(2), None])),
+        ),
+    ])
+    .expect("batch");
+    let file = tempfile::Builder::new()
+        .suffix(".parquet")
+        .tempfile()
+        .expect("tempfile");
+    let mut writer =
+        ArrowWriter::try_new(file.reopen().expect("reopen"), batch.schema(), None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    let config = ImportConfig {
+        columns: ColumnMapping {
+            event: Some(EventFilter {
+                column: "type".into(),
+                keep: vec!["1".into()],
+            }),
+            ..ColumnMapping::default()
+        },
+        ..ImportConfig::default()
+    };
+    let (log, report) = import_log(file.path(), &config).expect("import");
+    // Rows 3 (type 2) and 4 (null type) are filtered; row 2 has an empty item.
+    assert_eq!(
+        (report.rows, report.kept, report.filtered, report.bad),
+        (4, 1, 2, 1)
+    );
+    assert_eq!(
+        report.examples[0].to_string(),
+        "row 2: column `item` is empty"
+    );
+    assert_eq!((log.user_key(0), log.item_key(0)), (Some("1"), Some("x")));
+}
