@@ -9,7 +9,9 @@
 //! * [`split`]: leave-one-out by time: each user's last interaction is the test case, the
 //!   one before it the validation case, the rest training.
 //! * [`scorer`]: the [`Scorer`] trait a recall model implements (score every item for a
-//!   user's history) and two baselines, global popularity and item-kNN co-occurrence.
+//!   user's history), two baselines, global popularity and item-kNN co-occurrence, and
+//!   [`VectorScorer`], the bridge from an embedding model (one or several interest
+//!   vectors per user) to the protocol.
 //! * [`evaluate`]: full ranking over all items (no sampled negatives), the user's history
 //!   excluded except the target, HR@K and NDCG@K with pessimistic ties.
 
@@ -27,7 +29,7 @@ pub use import::{
     import_csv, import_log, import_parquet,
 };
 pub use log::{InteractionLog, LogBuilder};
-pub use scorer::{ItemKnn, ItemKnnConfig, Popularity, Scorer};
+pub use scorer::{ItemKnn, ItemKnnConfig, Popularity, Scorer, VectorScorer};
 pub use split::{Case, Split, Stage};
 
 use std::path::PathBuf;

@@ -202,6 +202,87 @@ impl Scorer for ItemKnn {
     }
 }
 
+/// The bridge from an embedding model to the protocol: an item's score is its best inner
+/// product with one of the user's interest vectors, computed from the history by
+/// `user_vectors` (one vector for a two-tower model, several for MIND, the fused one for
+/// SDM). Item vectors are a row-major `items × dim` table.
+pub struct VectorScorer<F> {
+    name: String,
+    dim: usize,
+    items: Vec<f32>,
+    user_vectors: F,
+}
+
+impl<F> std::fmt::Debug for VectorScorer<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorScorer")
+            .field("name", &self.name)
+            .field("dim", &self.dim)
+            .field("items", &(self.items.len() / self.dim.max(1)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> VectorScorer<F>
+where
+    F: Fn(u32, &[u32]) -> Result<Vec<Vec<f32>>>,
+{
+    /// A scorer named `name` over `item_vectors` (`items × dim`, row-major).
+    pub fn new(
+        name: impl Into<String>,
+        dim: usize,
+        item_vectors: Vec<f32>,
+        user_vectors: F,
+    ) -> Result<Self> {
+        let name = name.into();
+        if dim == 0 || item_vectors.len() % dim != 0 {
+            return Err(Error::Scorer {
+                scorer: name,
+                reason: format!("{} item values are not rows of {dim}", item_vectors.len()),
+            });
+        }
+        Ok(Self {
+            name,
+            dim,
+            items: item_vectors,
+            user_vectors,
+        })
+    }
+}
+
+impl<F> Scorer for VectorScorer<F>
+where
+    F: Fn(u32, &[u32]) -> Result<Vec<Vec<f32>>>,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn score(&self, user: u32, history: &[u32], scores: &mut [f32]) -> Result<()> {
+        let items = self.items.len() / self.dim;
+        if scores.len() != items {
+            return Err(length_error(&self.name, scores.len(), items));
+        }
+        let interests = (self.user_vectors)(user, history)?;
+        if interests.is_empty() || interests.iter().any(|v| v.len() != self.dim) {
+            return Err(Error::Scorer {
+                scorer: self.name.clone(),
+                reason: format!(
+                    "user {user}: expected one or more interest vectors of {} values",
+                    self.dim
+                ),
+            });
+        }
+        for (score, item) in scores.iter_mut().zip(self.items.chunks_exact(self.dim)) {
+            *score = interests
+                .iter()
+                .map(|u| u.iter().zip(item).map(|(a, b)| a * b).sum::<f32>())
+                .fold(f32::NEG_INFINITY, f32::max);
+        }
+        Ok(())
+    }
+}
+
 fn length_error(scorer: &str, got: usize, items: usize) -> Error {
     Error::Scorer {
         scorer: scorer.to_owned(),

@@ -547,3 +547,54 @@ fn import_strips_a_bom_reads_tsv_and_filters_parquet_events_of_integer_type() {
     );
     assert_eq!((log.user_key(0), log.item_key(0)), (Some("1"), Some("x")));
 }
+
+// Items (2-d): a = (1, 0), b = (0, 1), c = (1, 1), d = (-1, 0), e = (0, -2). The user's two
+// interests are the mean of the history's vectors and the last item's vector. For u1 at
+// test (history a b c): mean (2/3, 2/3), last (1, 1); scores a 1, b 1, c 2, d -2/3,
+// e -4/3 → rankable d, e; target d (-2/3) beats e → rank 1.
+// u2 (history b c, target a): mean (1/2, 1), last (1, 1): a 1, d -1/2, e -2 → rank 1.
+// u3 (history a d e c, target b): b only rankable → rank 1. HR@1 = 1.
+#[test]
+fn vector_scorer_takes_the_best_interest_per_item() {
+    let items = vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 0.0, 0.0, -2.0];
+    let table = items.clone();
+    let interests = move |_user: u32, history: &[u32]| -> liverank_recall::Result<Vec<Vec<f32>>> {
+        let row = |i: u32| &table[i as usize * 2..i as usize * 2 + 2];
+        let n = history.len() as f32;
+        let mean = (0..2)
+            .map(|d| history.iter().map(|&i| row(i)[d]).sum::<f32>() / n)
+            .collect();
+        let last = row(*history.last().expect("non-empty history")).to_vec();
+        Ok(vec![mean, last])
+    };
+    let scorer =
+        liverank_recall::VectorScorer::new("two_interests", 2, items, interests).expect("table");
+    let mut scores = vec![0.0; 5];
+    scorer.score(0, &[0, 1, 2], &mut scores).expect("score");
+    let third = 2.0f32 / 3.0;
+    let want = [1.0, 1.0, 2.0, -third, -2.0 * third];
+    for (g, w) in scores.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "{scores:?}");
+    }
+    let log = tiny_log();
+    let split = Split::leave_one_out(&log);
+    let report = evaluate(
+        &split,
+        &scorer,
+        &EvalConfig {
+            cutoffs: vec![1],
+            stage: Stage::Test,
+        },
+    )
+    .expect("eval");
+    assert_eq!(report.metrics[0].hr, 1.0);
+    let bad = liverank_recall::VectorScorer::new("bad", 2, vec![0.0; 10], |_: u32, _: &[u32]| {
+        Ok(vec![vec![1.0]])
+    })
+    .expect("table");
+    assert!(evaluate(&split, &bad, &EvalConfig::default()).is_err());
+    assert!(
+        liverank_recall::VectorScorer::new("odd", 3, vec![0.0; 10], |_: u32, _: &[u32]| Ok(vec![]))
+            .is_err()
+    );
+}
