@@ -235,7 +235,7 @@ where
         user_vectors: F,
     ) -> Result<Self> {
         let name = name.into();
-        if dim == 0 || item_vectors.len() % dim != 0 {
+        if dim == 0 || !item_vectors.len().is_multiple_of(dim) {
             return Err(Error::Scorer {
                 scorer: name,
                 reason: format!("{} item values are not rows of {dim}", item_vectors.len()),
