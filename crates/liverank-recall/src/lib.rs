@@ -12,7 +12,7 @@
 //!   user's history), two baselines, global popularity and item-kNN co-occurrence, and
 //!   [`VectorScorer`], the bridge from an embedding model (one or several interest
 //!   vectors per user) to the protocol.
-//! * [`evaluate`]: full ranking over all items (no sampled negatives), the user's history
+//! * [`mod@evaluate`]: full ranking over all items (no sampled negatives), the user's history
 //!   excluded except the target, HR@K and NDCG@K with pessimistic ties.
 
 #![warn(missing_docs)]
