@@ -4,6 +4,8 @@
 //! 64×8 map plus 5 % noise, like trained embeddings). Before timing, each prints HNSW's
 //! recall@10 against exact over 1000 queries at the default `ef_search` and at 512.
 //!
+//! Also the cost of the live lifecycle: `LiveStart` + `LiveEnd` churn on 10k rooms.
+//!
 //! ```text
 //! cargo bench -p liverank-ann --bench ann
 //! ```
@@ -11,7 +13,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use liverank_ann::{ExactIndex, HnswConfig, HnswIndex, Metric, VectorIndex};
+use liverank_ann::{
+    AnnConfig, ExactIndex, HnswConfig, HnswIndex, IndexKind, Metric, OnAirIndex, VectorIndex,
+};
+use liverank_types::id::LiveId;
 use liverank_types::rng::SplitMix64;
 
 const N: usize = 100_000;
@@ -103,6 +108,35 @@ fn bench_data(c: &mut Criterion, name: &str, vectors: &[Vec<f32>], queries: &[Ve
     group.finish();
 }
 
+/// Steady-state churn on 10,000 rooms on air: one `LiveStart` of a new room and one
+/// `LiveEnd` of the oldest per iteration (HNSW rebuilds included, amortised).
+fn churn(c: &mut Criterion) {
+    const ROOMS: usize = 10_000;
+    let vectors = low_rank(ROOMS * 4, 42);
+    let mut group = c.benchmark_group("ann_on_air_churn_10k_64d");
+    for kind in [IndexKind::Exact, IndexKind::Hnsw] {
+        let config = AnnConfig {
+            index: kind,
+            ..AnnConfig::default()
+        };
+        let mut rooms = OnAirIndex::new(config.build(DIM).expect("config"));
+        for (live, v) in vectors.iter().take(ROOMS).enumerate() {
+            rooms.live_start(LiveId(live as u64), v).expect("start");
+        }
+        let mut next = ROOMS;
+        group.bench_function(format!("{kind:?}").to_lowercase(), |b| {
+            b.iter(|| {
+                rooms
+                    .live_start(LiveId(next as u64), &vectors[next % vectors.len()])
+                    .expect("start");
+                rooms.live_end(LiveId((next - ROOMS) as u64));
+                next += 1;
+            })
+        });
+    }
+    group.finish();
+}
+
 fn search(c: &mut Criterion) {
     bench_data(c, "uniform", &uniform(N, 42), &uniform(1_000, 43));
     bench_data(c, "low_rank", &low_rank(N, 42), &low_rank(1_000, 43));
@@ -111,6 +145,6 @@ fn search(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = search
+    targets = churn, search
 }
 criterion_main!(benches);

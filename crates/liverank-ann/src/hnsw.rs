@@ -37,7 +37,9 @@ pub struct HnswConfig {
     /// Beam width while searching (at least `k` is used). Default 64.
     pub ef_search: usize,
     /// Rebuild the graph once tombstones exceed this share of its nodes, in (0, 1].
-    /// Default 0.25.
+    /// Default 0.25. The rebuild runs inside the `remove` / `insert` that crosses the
+    /// ratio; 1.0 disables it, leaving [`HnswIndex::compact`] to the owner (e.g. on a
+    /// clone off the serving path, then swapped in).
     pub max_tombstone_ratio: f64,
     /// Seed of the level draws. Default 0x5EED.
     pub seed: u64,
@@ -680,6 +682,37 @@ mod tests {
             }
         }
         assert!(recall_at(10, &hnsw, &exact, &queries) >= 0.9);
+    }
+
+    #[test]
+    fn hnsw_ratio_one_leaves_compaction_to_the_owner() {
+        let config = HnswConfig {
+            m: 4,
+            max_tombstone_ratio: 1.0,
+            ..HnswConfig::default()
+        };
+        let mut index = HnswIndex::new(4, Metric::Cosine, config).expect("config");
+        for (id, v) in random_vectors(200, 4, 8).iter().enumerate() {
+            index.insert(id as u64, v).expect("insert");
+        }
+        for id in 0..180 {
+            index.remove(id);
+        }
+        assert_eq!(
+            (index.rebuilds(), index.tombstones(), index.nodes()),
+            (0, 180, 200)
+        );
+        let before = index.search(&[0.1, 0.2, 0.3, 0.4], 20).expect("search");
+        assert!(before.iter().all(|(id, _)| *id >= 180));
+        index.compact();
+        assert_eq!(
+            (index.rebuilds(), index.tombstones(), index.nodes()),
+            (1, 0, 20)
+        );
+        assert_eq!(
+            index.search(&[0.1, 0.2, 0.3, 0.4], 20).expect("search"),
+            before
+        );
     }
 
     #[test]
