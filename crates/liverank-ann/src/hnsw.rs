@@ -9,6 +9,11 @@
 //! fewer than `k` live nodes (or any search with `k` ≥ the live count) falls back to an
 //! exact scan, so a search always returns `min(k, len)` ids.
 //!
+//! With `quantized_search` (the default) a search walks the graph scoring 8-bit codes of
+//! the vectors (a quarter of the memory traffic) and re-ranks the `ef_search` nodes it
+//! ends with by their full vectors: returned scores are always exact. Inserts build the
+//! graph with the full vectors.
+//!
 //! Deterministic: node levels come from a SplitMix64 seeded by the config, the graph
 //! depends only on the order of inserts and removes, and hash maps are never iterated.
 
@@ -125,8 +130,6 @@ pub struct HnswIndex {
     /// 8-bit codes of the node vectors, `dim` each, and their scales.
     codes: Vec<i8>,
     code_scales: Vec<f32>,
-    /// Node → its top layer.
-    levels: Vec<u8>,
     /// Layer-0 links: `m0 + 1` slots per node, `[count, links…]`.
     layer0: Vec<u32>,
     /// Upper-layer links per node: `m + 1` slots per layer 1..=level, `[count, links…]`.
@@ -159,7 +162,6 @@ impl HnswIndex {
             data: Vec::new(),
             codes: Vec::new(),
             code_scales: Vec::new(),
-            levels: Vec::new(),
             layer0: Vec::new(),
             upper: Vec::new(),
             deleted: Vec::new(),
@@ -215,7 +217,6 @@ impl HnswIndex {
         self.data.clear();
         self.codes.clear();
         self.code_scales.clear();
-        self.levels.clear();
         self.layer0.clear();
         self.upper.clear();
         self.deleted.clear();
@@ -420,7 +421,6 @@ impl HnswIndex {
         let (codes, scale) = quantize(vector);
         self.codes.extend_from_slice(&codes);
         self.code_scales.push(scale);
-        self.levels.push(level as u8);
         self.layer0.resize(self.layer0.len() + self.m0 + 1, 0);
         self.upper.push(vec![0; level * (self.config.m + 1)]);
         self.deleted.push(false);
