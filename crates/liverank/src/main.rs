@@ -15,6 +15,7 @@ mod http_client;
 mod inspect;
 mod kafka;
 mod pipeline;
+mod recall;
 mod report;
 mod samples;
 mod serve;
@@ -72,6 +73,8 @@ pub enum Command {
     /// Closed-loop A/B test: the simulator's feed asks each arm's serving API, users react
     /// by the ground truth; per arm clicks, watch time, gifts, purchases with 95 % intervals.
     Abtest(abtest::AbtestArgs),
+    /// Recall models offline: HR@K / NDCG@K on an interaction log (`recall eval`).
+    Recall(recall::RecallArgs),
     /// Measure throughput of a hot path and print RESULT lines.
     Bench(bench::BenchArgs),
     /// Write the HTML report (and its Markdown twin) of a run directory.
@@ -204,6 +207,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Experiment(args) => experiment::run(&settings, args),
         Command::Report(args) => report::run(args),
         Command::Abtest(args) => abtest::run(&settings, args),
+        Command::Recall(args) => recall::run(&settings, args),
         Command::Config => {
             let text = toml::to_string_pretty(&settings).map_err(anyhow::Error::from)?;
             print!("{text}");
