@@ -407,6 +407,16 @@ fn test(settings: &Settings, args: &AbtestArgs) -> Result<AbtestResult, Failure>
             .max()
             .unwrap_or(config.start_ms),
     };
+    if args.from_hour.is_none()
+        && arms
+            .iter()
+            .any(|a| a.ranker.is_some() && a.eval_from_ms.is_none())
+    {
+        eprintln!(
+            "warning: a model arm has no evaluation.json with eval_from_ms beside it: the window starts at hour {:.1}, which may overlap what it trained on (set --from-hour)",
+            (from_ms - config.start_ms) as f64 / 3.6e6
+        );
+    }
     let until_ms = match args.window_hours {
         Some(h) if h > 0.0 => (from_ms + (h * 3_600_000.0) as i64).min(config.end_ms()),
         Some(h) => {
