@@ -142,7 +142,8 @@ pub struct BoostTrack {
     pub baseline_n: u32,
     /// First probe at or after the start above the baseline by the margin.
     pub boosted_at: Option<i64>,
-    /// Highest panel mean seen during the highlight.
+    /// Highest panel mean seen during the highlight, up to its boost (a boosted highlight
+    /// is no longer probed).
     pub peak: f64,
     /// Probes during the highlight.
     pub probes: u32,
@@ -984,6 +985,9 @@ impl StreamPipeline {
             .iter()
             .enumerate()
             .filter(|(_, h)| h.start - baseline <= at && at < h.end)
+            // A boosted highlight's time to boost is final: probing it further only
+            // tracked its peak, at most of the probes' cost (decision online-9).
+            .filter(|(i, _)| self.state.boosts[*i].boosted_at.is_none())
             .map(|(i, _)| i)
             .collect();
         if active.is_empty() || self.panel.is_empty() || self.publisher.version() == 0 {
