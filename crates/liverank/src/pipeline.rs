@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// Skip the online stage (stream + the API on its model): the offline half only.
     #[arg(long)]
     no_stream: bool,
+    /// Also stream the day with this training policy into <out>/stream-<policy> (for the
+    /// report's per-policy prequential AUC; each adds a stream stage's time).
+    #[arg(long, value_name = "POLICY")]
+    also_stream: Vec<Policy>,
     /// Hours of the closed-loop A/B test, from the start of the held-out slice (0 = skip).
     #[arg(long, default_value_t = 2.0)]
     abtest_hours: f64,
@@ -184,6 +188,23 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
         };
         let summary = crate::stream::stream(settings, &stream_args)?;
         crate::stream::print_summary(&summary);
+        for &policy in &args.also_stream {
+            let out = dir(&format!("stream-{}", policy.as_str()));
+            println!(
+                "-- the same day streamed with the {} policy, into {}",
+                policy.as_str(),
+                out.display()
+            );
+            let summary = crate::stream::stream(
+                settings,
+                &crate::stream::StreamArgs {
+                    out,
+                    policy: Some(policy),
+                    ..stream_args.clone()
+                },
+            )?;
+            crate::stream::print_summary(&summary);
+        }
         Some(dir("stream").join("model"))
     };
 

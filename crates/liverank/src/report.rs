@@ -301,6 +301,7 @@ fn prequential(dir: &Path) -> Built {
             "Each task's AUC over the last 15 minutes of event time, every exposure scored by the model in force when its impression arrived and judged on its complete labels.",
         )
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let per_policy = policy_comparison(dir)?;
     let mut table = Table::new(
         ["stream", "task", "AUC (last window)", "GAUC (last window)"]
             .map(String::from)
@@ -309,12 +310,80 @@ fn prequential(dir: &Path) -> Built {
     for ((s, k), (a, g)) in last {
         table.push(vec![s, k, a, g]);
     }
-    Ok(Section::new(
+    let mut section = Section::new(
         "Prequential metrics of the online run",
         "How well the online model predicted what happened before it learned from it, through the day.",
     )
-    .with(Block::Figure(figure))
-    .with(Block::Table(table)))
+    .with(Block::Figure(figure));
+    if let Some(figure) = per_policy {
+        section.push(Block::Figure(figure));
+    }
+    section.push(Block::Table(table));
+    Ok(section)
+}
+
+/// The served click AUC over the day of every online run in the directory (`stream/` and
+/// `stream-<policy>/`, as `liverank run --also-stream POLICY` writes them), one series per
+/// training policy; `None` with a single run.
+fn policy_comparison(dir: &Path) -> Result<Option<Figure>, String> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n == "stream" || n.starts_with("stream-"))
+                && p.join("metrics.csv").is_file()
+        })
+        .collect();
+    runs.sort();
+    if runs.len() < 2 {
+        return Ok(None);
+    }
+    let mut chart = LineChart::new(
+        "Prequential click AUC of served exposures, per training policy",
+        "hours since the start of the stream",
+        "click AUC",
+    );
+    for run in &runs {
+        let policy = read_json(&run.join("summary.json"))
+            .ok()
+            .and_then(|j| j["policy"].as_str().map(String::from))
+            .unwrap_or_else(|| run.display().to_string());
+        let text = std::fs::read_to_string(run.join("metrics.csv"))
+            .map_err(|e| format!("{}: {e}", run.display()))?;
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+        let col = |name: &str| header.iter().position(|h| *h == name);
+        let (Some(ts), Some(stream), Some(task), Some(auc)) =
+            (col("event_ts"), col("stream"), col("task"), col("auc"))
+        else {
+            return Err(format!("{}/metrics.csv: unexpected header", run.display()));
+        };
+        let mut t0 = None;
+        let mut points = Vec::new();
+        for line in lines {
+            let cells: Vec<&str> = line.split(',').collect();
+            let (Some(t), Some(a)) = (
+                cells.get(ts).and_then(|v| v.parse::<f64>().ok()),
+                cells.get(auc).and_then(|v| v.parse::<f64>().ok()),
+            ) else {
+                continue;
+            };
+            let t0 = *t0.get_or_insert(t);
+            if cells.get(stream) == Some(&"served") && cells.get(task) == Some(&"click") {
+                points.push(((t - t0) / 3.6e6, a));
+            }
+        }
+        chart = chart.with_series(Series::new(policy, points));
+    }
+    chart
+        .render(
+            "prequential_click_auc_per_policy",
+            "The click AUC over the last 15 minutes of each online run, one line per training policy on the same day: every exposure scored at its impression by the model that policy's samples had trained so far, judged on complete labels.",
+        )
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// The label-consistency table of `liverank samples --report` (`samples/consistency.json`).

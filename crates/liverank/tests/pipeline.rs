@@ -142,6 +142,32 @@ fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
     );
     assert!(artefacts.join("report.png").metadata().unwrap().len() > 10_000);
 
+    // A second online run beside the first (`--also-stream POLICY` writes stream-POLICY/)
+    // adds the per-policy prequential figure; here the first run's files under another
+    // policy's name stand in for it.
+    let second = tmp.path().join("stream-fastslow");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::copy(
+        tmp.path().join("stream/metrics.csv"),
+        second.join("metrics.csv"),
+    )
+    .unwrap();
+    let mut summary = streamed.clone();
+    summary["policy"] = "fastslow".into();
+    std::fs::write(second.join("summary.json"), summary.to_string()).unwrap();
+    let out = bin().arg("report").arg(tmp.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("figures/prequential_click_auc_per_policy.png"),
+        "{md}"
+    );
+    assert!(!md.contains("## Not in this run"));
+
     // A bad flag value is bad usage: exit code 2 with a reason.
     let out = bin()
         .args(["train", "--train-samples"])
