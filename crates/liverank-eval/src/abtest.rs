@@ -437,6 +437,22 @@ mod tests {
         assert_eq!(rows[0].metrics[0].ci, (0.0, 0.0));
     }
 
+    /// The interval is closed: an upper bound of exactly 0 (an arm where nobody bought,
+    /// as the A/A runs on tiny show for purchases) still covers 0.
+    #[test]
+    fn an_interval_ending_at_zero_covers_zero() {
+        let cell = |ci| MetricCell {
+            metric: Metric::PurchasesPerUser,
+            value: 0.0,
+            diff: -0.001,
+            ci,
+        };
+        assert!(cell((-0.0029, 0.0)).covers_zero());
+        assert!(cell((0.0, 0.002)).covers_zero());
+        assert!(!cell((0.0001, 0.002)).covers_zero());
+        assert!(!cell((-0.002, -0.0001)).covers_zero());
+    }
+
     #[test]
     fn quantiles_interpolate_between_order_statistics() {
         let v = [1.0, 2.0, 3.0, 4.0, 5.0];

@@ -192,8 +192,8 @@ struct PageAnswer {
 struct ApiFeed {
     clients: Vec<HttpClient>,
     split_seed: u64,
-    from_ms: i64,
-    until_ms: i64,
+    /// The test window: slots outside it are the platform's, and nothing there counts.
+    window: std::ops::Range<i64>,
     page_rooms: usize,
     world: Arc<LocalWorld>,
     pending: Rc<RefCell<Vec<Event>>>,
@@ -243,7 +243,7 @@ impl FeedPolicy for ApiFeed {
             self.error = Some(e.context("ingesting the simulated events into the world"));
             return None;
         }
-        if slot.ts.0 < self.from_ms || slot.ts.0 >= self.until_ms {
+        if !self.window.contains(&slot.ts.0) {
             return None;
         }
         let arm = abtest::arm_of(self.split_seed, slot.user, self.clients.len());
@@ -533,8 +533,7 @@ fn run_once(
     let mut feed = ApiFeed {
         clients,
         split_seed,
-        from_ms,
-        until_ms,
+        window: window.clone(),
         page_rooms: args.page_rooms,
         world: Arc::clone(&world),
         pending: Rc::clone(&pending),

@@ -363,38 +363,18 @@ fn serve_stage(
     Ok(())
 }
 
-/// One HTTP/1.1 POST over a fresh loopback connection (a blocking client on tokio's
-/// blocking pool, as an outside caller would be); the response body as JSON.
+/// One `POST` over a loopback connection, as an outside caller would make it (the blocking
+/// client on tokio's blocking pool); the response body as JSON.
 async fn post(
     addr: std::net::SocketAddr,
     path: &str,
     body: &str,
 ) -> anyhow::Result<serde_json::Value> {
     let (path, body) = (path.to_string(), body.to_string());
-    tokio::task::spawn_blocking(move || post_blocking(addr, &path, &body)).await?
-}
-
-fn post_blocking(
-    addr: std::net::SocketAddr,
-    path: &str,
-    body: &str,
-) -> anyhow::Result<serde_json::Value> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, payload) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("malformed HTTP response"))?;
-    let status = head.lines().next().unwrap_or_default();
-    anyhow::ensure!(status.contains(" 200 "), "{path}: {status}: {payload}");
-    Ok(serde_json::from_str(payload)?)
+    tokio::task::spawn_blocking(move || {
+        crate::http_client::HttpClient::connect(addr)?.post_json(&path, &body)
+    })
+    .await?
 }
 
 fn print_recommendation(user: u64, answer: &serde_json::Value, ms: f64) {

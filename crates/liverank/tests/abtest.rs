@@ -25,6 +25,12 @@ fn an_a_a_test_covers_zero_in_at_least_17_of_20_runs_for_every_metric() {
             "20",
             "--resamples",
             "500",
+            // A window inside the day: the slots the arms fill and the exposures counted
+            // must follow one edge rule (shown = filled + fallbacks below).
+            "--from-hour",
+            "1",
+            "--window-hours",
+            "6",
             "--quiet",
             "--out",
         ])
@@ -60,7 +66,7 @@ fn an_a_a_test_covers_zero_in_at_least_17_of_20_runs_for_every_metric() {
             let fallbacks = calls["fallbacks"].as_u64().unwrap();
             // The arm's API, not the platform, fills the slots: a few fallbacks only
             // where every answered room had gone off air by the simulator's clock.
-            assert!(filled > 3_000, "{arm}");
+            assert!(filled > 2_000, "{arm}");
             assert!(fallbacks * 20 < filled, "{arm}");
             // What the users were shown is what the harness counted.
             assert_eq!(
