@@ -482,17 +482,20 @@ impl Scorer {
         let all_shared = b > 1 && shared_groups.iter().all(|&g| g);
         let (seq, seq_mask_bias) = if batch.seq_len > 0 {
             let rows = if all_shared { 1 } else { b };
+            // Each position's sub-keys summed while gathering: the network's first step
+            // on them, without a `[rows, L, S, D]` tensor (most of a probe's or a large
+            // request's memory traffic).
             let per_row = batch.seq_len * s;
             let mut seq_rows = Vec::new();
-            self.store
-                .gather_repeating(&batch.seq_keys[..rows * per_row], per_row, &mut seq_rows);
-            for (i, chunk) in seq_rows.chunks_exact_mut(d).enumerate() {
-                if !batch.seq_mask[i / s] {
-                    chunk.fill(0.0);
-                }
-            }
+            self.store.gather_summed(
+                &batch.seq_keys[..rows * per_row],
+                s,
+                &batch.seq_mask[..rows * batch.seq_len],
+                batch.seq_len,
+                &mut seq_rows,
+            );
             let seq: Tensor<4> = Tensor::from_data(
-                TensorData::new(seq_rows, [rows, batch.seq_len, s, d]),
+                TensorData::new(seq_rows, [rows, batch.seq_len, 1, d]),
                 &self.device,
             );
             let bias = pad_bias(&batch.seq_mask[..rows * batch.seq_len]);

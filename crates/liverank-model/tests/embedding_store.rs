@@ -336,6 +336,38 @@ proptest! {
         prop_assert_eq!(plain, repeating);
     }
 
+    /// The summed gather equals the plain gather followed by a naive sum over each
+    /// position's sub-keys (in order, from zero; masked positions zero), bit for bit, with
+    /// and without the copy from the row above.
+    #[test]
+    fn gather_summed_equals_gather_then_sum(
+        known in proptest::collection::vec(0u64..6, 0..10),
+        keys in proptest::collection::vec(0u64..8, 0..60),
+        mask_bits in proptest::collection::vec(any::<bool>(), 1..12),
+        group in 1usize..4,
+        stride in 0usize..5,
+    ) {
+        let adagrad = RowOptimizer::Adagrad { lr: 0.05, initial_accumulator: 0.1, eps: 1e-10 };
+        let mut store = EmbeddingStore::new(EmbeddingConfig { dim: 3, ..config(adagrad) });
+        store.lookup(&known, 0, true, &mut Vec::new());
+        let positions = keys.len() / group;
+        let keys = &keys[..positions * group];
+        let keep: Vec<bool> = (0..positions).map(|p| mask_bits[p % mask_bits.len()]).collect();
+        let mut plain = Vec::new();
+        store.gather(keys, &mut plain);
+        let mut want = vec![0.0f32; positions * 3];
+        for p in (0..positions).filter(|&p| keep[p]) {
+            for s in 0..group {
+                for c in 0..3 {
+                    want[p * 3 + c] += plain[(p * group + s) * 3 + c];
+                }
+            }
+        }
+        let mut summed = Vec::new();
+        store.gather_summed(keys, group, &keep, stride, &mut summed);
+        prop_assert_eq!(want, summed);
+    }
+
     /// A lookup in two runs (fields, then padded sequence positions of `per` sub-keys)
     /// gathers and trains exactly like one plain lookup of the fields and the valid sub-keys
     /// only, as the trainer used to: the same rows out (zeros on padding), the same

@@ -73,6 +73,10 @@ pub struct StreamSettings {
     pub probe_users: usize,
     /// Probe cadence, ms of event time (10 s).
     pub probe_every_ms: u64,
+    /// At most this many highlights are probed, a seeded uniform choice (0 = all): the
+    /// probes' cost grows with the highlights, the estimates' precision barely beyond a
+    /// few thousand.
+    pub probe_highlights: usize,
     /// Relative lift over the pre-highlight level that counts as boosted (0.10 = +10 %).
     pub boost_margin: f64,
     /// Pre-highlight level: the mean over this long before the start (2 min).
@@ -91,6 +95,7 @@ impl Default for StreamSettings {
             pace: 0.0,
             probe_users: 64,
             probe_every_ms: 10_000,
+            probe_highlights: 2_000,
             boost_margin: 0.10,
             boost_baseline_ms: 120_000,
         }

@@ -57,7 +57,9 @@ const STAGES: usize = 9;
 pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     let dir = |name: &str| args.out.join(name);
     let quiet = args.quiet;
+    let mut clock = StageClock::new();
 
+    clock.start("simulate");
     println!(
         "== 1/{STAGES} simulate: preset {}, seed {}, into {}",
         args.preset,
@@ -82,6 +84,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     )?;
 
     let events = dir("sim").join("events.parquet");
+    clock.start("samples");
     println!(
         "== 2/{STAGES} samples: every policy (realtime, fast/slow, naive 30 s, complete) and their label consistency, into {}",
         dir("samples").display()
@@ -106,6 +109,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
         },
     )?;
 
+    clock.start("history");
     println!(
         "== 3/{STAGES} history: embedded store in {}",
         dir("history").display()
@@ -129,6 +133,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
         },
     )?;
 
+    clock.start("train");
     println!(
         "== 4/{STAGES} train + evaluate: realtime samples, {} epochs, into {}",
         args.epochs,
@@ -167,6 +172,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     no_cross.model.history_profile = false;
     crate::train::run(&no_cross, train_args(Policy::Realtime, "model-nocross"))?;
 
+    clock.start("stream");
     let model_dir = if args.no_stream {
         println!("== 5/{STAGES} stream: skipped (--no-stream)");
         None
@@ -208,12 +214,14 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
         Some(dir("stream").join("model"))
     };
 
+    clock.start("serve");
     println!("== 6/{STAGES} serve: the API on a free loopback port, a few recommend calls");
     match &model_dir {
         Some(model) => serve_stage(settings, args.preset, args.seed, model)?,
         None => println!("skipped: no streamed model (--no-stream)"),
     }
 
+    clock.start("forecast");
     println!(
         "== 7/{STAGES} forecast: LiveForesighter trained on the rooms of the first part of the day, evaluated on the rest, into {}",
         dir("forecast").display()
@@ -239,6 +247,7 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
         },
     )?;
 
+    clock.start("abtest");
     if args.abtest_hours > 0.0 {
         println!(
             "== 8/{STAGES} abtest: closed loop on the held-out hours, {} h, into {}",
@@ -281,7 +290,71 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
         "== 9/{STAGES} report: {}",
         args.out.join("report.html").display()
     );
-    crate::report::run(crate::report::ReportArgs::of(args.out.clone()))
+    // The report reads timings.json, so the stages before it are written first; the
+    // report's own time is added to the summary printed after it.
+    clock.stop();
+    clock.write(&args.out.join("timings.json"))?;
+    clock.start("report");
+    crate::report::run(crate::report::ReportArgs::of(args.out.clone()))?;
+    clock.stop();
+    clock.print();
+    Ok(())
+}
+
+/// Wall time per stage of the main job, printed at the end and written to
+/// `<out>/timings.json` for the report.
+struct StageClock {
+    started: std::time::Instant,
+    current: Option<(&'static str, std::time::Instant)>,
+    done: Vec<(&'static str, f64)>,
+}
+
+impl StageClock {
+    fn new() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, stage: &'static str) {
+        self.stop();
+        self.current = Some((stage, std::time::Instant::now()));
+    }
+
+    fn stop(&mut self) {
+        if let Some((stage, at)) = self.current.take() {
+            self.done.push((stage, at.elapsed().as_secs_f64()));
+        }
+    }
+
+    fn write(&self, path: &std::path::Path) -> Result<(), Failure> {
+        let stages: Vec<serde_json::Value> = self
+            .done
+            .iter()
+            .map(|(stage, s)| serde_json::json!({ "stage": stage, "seconds": s }))
+            .collect();
+        let json = serde_json::json!({
+            "stages": stages,
+            "total_seconds": self.started.elapsed().as_secs_f64(),
+        });
+        std::fs::write(path, format!("{json:#}\n"))
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("writing {}: {e}", path.display())))
+    }
+
+    fn print(&self) {
+        let parts: Vec<String> = self
+            .done
+            .iter()
+            .map(|(stage, s)| format!("{stage} {s:.0} s"))
+            .collect();
+        println!(
+            "main job done in {:.0} s: {}",
+            self.started.elapsed().as_secs_f64(),
+            parts.join(" · ")
+        );
+    }
 }
 
 /// Starts the API over the preset's world (warmed up to its busiest minute) with the

@@ -820,6 +820,28 @@ fn throughput(dir: &Path) -> Built {
             ));
         }
     }
+    if let Ok(timings) = read_json(&dir.join("timings.json")) {
+        let stages: Vec<String> = timings["stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s["stage"].as_str().unwrap_or("–"),
+                    number(&s["seconds"], 0)
+                )
+            })
+            .collect();
+        facts.push((
+            "main job wall time before the report, s (per stage)".to_string(),
+            format!(
+                "{} ({})",
+                number(&timings["total_seconds"], 0),
+                stages.join(" · ")
+            ),
+        ));
+    }
     if facts.is_empty() {
         return Err(format!(
             "no model/evaluation.json, stream/summary.json or abtest/abtest.json in {}",

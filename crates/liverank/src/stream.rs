@@ -84,6 +84,8 @@ pub(crate) struct Inputs {
     pub(crate) context: Arc<FeatureContext>,
     pub(crate) builder: HistoryBuilder,
     pub(crate) highlights: Vec<Highlight>,
+    /// Highlights in the truth file (more than `highlights` when they were sampled).
+    pub(crate) truth_highlights: usize,
     pub(crate) panel: Vec<u64>,
 }
 
@@ -120,8 +122,17 @@ pub(crate) fn inputs(settings: &Settings, args: &StreamArgs, seed: u64) -> Resul
     let videos: Vec<Video> = sibling(&events, "videos");
     let lives: Vec<Live> = sibling(&events, "lives");
     let truth: Vec<liverank_sim::realism::TruthHighlight> = sibling(&events, "truth_highlights");
-    let highlights = truth
+    // At most `probe_highlights` of them, a seeded uniform choice kept in file order: the
+    // same highlights under every policy, so policies compare pair by pair (online-10).
+    let mut chosen: Vec<usize> = (0..truth.len()).collect();
+    if settings.stream.probe_highlights > 0 && truth.len() > settings.stream.probe_highlights {
+        SplitMix64::new(seed ^ 0x6869_6768_6C69).shuffle(&mut chosen);
+        chosen.truncate(settings.stream.probe_highlights);
+        chosen.sort_unstable();
+    }
+    let highlights = chosen
         .iter()
+        .map(|&i| &truth[i])
         .map(|h| Highlight {
             live: h.live,
             start: h.start,
@@ -147,6 +158,7 @@ pub(crate) fn inputs(settings: &Settings, args: &StreamArgs, seed: u64) -> Resul
         context,
         builder,
         highlights,
+        truth_highlights: truth.len(),
         panel: ids,
     })
 }
@@ -197,6 +209,13 @@ pub fn stream(settings: &Settings, args: &StreamArgs) -> Result<StreamSummary, F
         Some(p) => p,
         None => StreamPipeline::new(parts()?).input_err("starting the stream")?,
     };
+    if inputs.truth_highlights > inputs.highlights.len() && !args.quiet {
+        eprintln!(
+            "time-to-boost probes on {} of the {} highlights (a seeded choice; [stream] probe_highlights)",
+            inputs.highlights.len(),
+            inputs.truth_highlights
+        );
+    }
     if skip > 0 && !args.quiet {
         eprintln!("resuming after record {skip} (rebuilding the history from the input)");
     }

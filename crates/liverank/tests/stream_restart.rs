@@ -18,6 +18,8 @@ fn bin() -> Command {
         .env("LIVERANK__MODEL__TRUNK__EXPERT_HIDDEN", "16")
         .env("LIVERANK__STREAM__CHECKPOINT_EVERY_MS", "120000")
         .env("LIVERANK__STREAM__PROBE_USERS", "8")
+        // A seeded choice of the highlights: a resumed run must probe the same ones.
+        .env("LIVERANK__STREAM__PROBE_HIGHLIGHTS", "300")
         // Snapshots (and compaction) every 1.5 h: a resumed run must find its base again.
         .env("LIVERANK__PUBLISH__SNAPSHOT_MS", "5400000")
         .env("LIVERANK__PUBLISH__FSYNC", "false");
@@ -105,6 +107,11 @@ fn killed_and_resumed_streams_end_in_the_undisturbed_model() {
         expected.keys().filter(|k| k.starts_with("model/")).count() > 20,
         "too few published versions"
     );
+    let probed = String::from_utf8_lossy(&expected["highlights.csv"])
+        .lines()
+        .count()
+        - 1;
+    assert_eq!(probed, 300, "probe_highlights caps the highlights probed");
 
     let disturbed = tmp.path().join("disturbed");
     let mut seed = 0x5EED_u64;
