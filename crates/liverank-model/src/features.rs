@@ -20,6 +20,7 @@
 use liverank_types::{
     Domain, GsuKind, GsuSequences, HistoryRecord, STAT_SERIES, Sample, SampleKind, Task,
 };
+use std::collections::HashMap;
 
 use crate::config::RankerConfig;
 use crate::network::{InputShape, SeqGroup, SeqGroups};
@@ -107,6 +108,84 @@ pub struct HistoryView<'a> {
     pub sequences: &'a GsuSequences,
     /// The visible records.
     pub records: &'a [HistoryRecord],
+    /// The records' counts by category and author, when the caller scores many targets
+    /// against the same records (a serving request): the history profile reads them
+    /// instead of passing over the records once per target. Same values either way.
+    pub profile: Option<&'a ProfileIndex>,
+}
+
+/// Counts of a user's records for [`history_profile`], indexed by the target's category
+/// and author: built in one pass, read per candidate in constant time.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileIndex {
+    all: ProfileCounts,
+    /// Per primary category: plays, long-viewed plays, live sessions in it.
+    by_category: HashMap<u32, [u32; 3]>,
+    /// Live sessions per author.
+    sessions_by_author: HashMap<u64, u32>,
+    /// Distinct primary categories of the video plays.
+    play_categories: usize,
+}
+
+impl ProfileIndex {
+    /// Indexes `records`.
+    pub fn new(records: &[HistoryRecord]) -> Self {
+        let mut index = Self::default();
+        let mut play_categories = std::collections::HashSet::new();
+        for r in records {
+            let category = r.categories.primary().map(|c| c.0);
+            let slot = category.map(|c| index.by_category.entry(c).or_default());
+            match r.domain {
+                Domain::Video => {
+                    index.all.plays += 1;
+                    index.all.long += u32::from(r.long_view);
+                    if let Some(slot) = slot {
+                        slot[0] += 1;
+                        slot[1] += u32::from(r.long_view);
+                    }
+                    if let Some(c) = category {
+                        play_categories.insert(c);
+                    }
+                }
+                Domain::Live => {
+                    index.all.sessions += 1;
+                    if let Some(slot) = slot {
+                        slot[2] += 1;
+                    }
+                    *index.sessions_by_author.entry(r.author.0).or_default() += 1;
+                }
+            }
+        }
+        index.play_categories = play_categories.len();
+        index
+    }
+
+    fn counts(&self, category: Option<u32>, author: Option<u64>) -> ProfileCounts {
+        let [plays_in, long_in, sessions_in] = category
+            .and_then(|c| self.by_category.get(&c).copied())
+            .unwrap_or_default();
+        ProfileCounts {
+            plays_in,
+            long_in,
+            sessions_in,
+            sessions_author: author
+                .and_then(|a| self.sessions_by_author.get(&a).copied())
+                .unwrap_or(0),
+            ..self.all
+        }
+    }
+}
+
+/// What the history profile is computed from.
+#[derive(Clone, Copy, Debug, Default)]
+struct ProfileCounts {
+    plays: u32,
+    plays_in: u32,
+    long: u32,
+    long_in: u32,
+    sessions: u32,
+    sessions_in: u32,
+    sessions_author: u32,
 }
 
 /// Inputs and labels of one batch, row-major.
@@ -466,15 +545,21 @@ impl FeatureBuilder {
             .extend_from_slice(&history_dense[..2 * self.history.len()]);
         if self.history_profile {
             let records = history.map_or(&[][..], |h| h.records);
-            batch.dense.extend_from_slice(&history_profile(
-                records,
-                target_category,
-                sample.author.map(|a| a.0),
-                Prior {
-                    share: self.history_prior,
-                    plays: self.history_prior_plays,
-                },
-            ));
+            let prior = Prior {
+                share: self.history_prior,
+                plays: self.history_prior_plays,
+            };
+            let author = sample.author.map(|a| a.0);
+            batch
+                .dense
+                .extend_from_slice(&match history.and_then(|h| h.profile) {
+                    Some(index) => profile_from(
+                        index.counts(target_category, author),
+                        || index.play_categories,
+                        prior,
+                    ),
+                    None => history_profile(records, target_category, author, prior),
+                });
         }
 
         for &task in &self.tasks {
@@ -526,26 +611,45 @@ fn history_profile(
     author: Option<u64>,
     prior: Prior,
 ) -> [f32; PROFILE_DENSE] {
-    let (mut plays, mut plays_in, mut long, mut long_in) = (0u32, 0u32, 0u32, 0u32);
-    let (mut sessions, mut sessions_in, mut sessions_author) = (0u32, 0u32, 0u32);
+    let mut c = ProfileCounts::default();
     for r in records {
         let in_category = category.is_some() && r.categories.primary().map(|c| c.0) == category;
         match r.domain {
             Domain::Video => {
-                plays += 1;
-                plays_in += u32::from(in_category);
+                c.plays += 1;
+                c.plays_in += u32::from(in_category);
                 if r.long_view {
-                    long += 1;
-                    long_in += u32::from(in_category);
+                    c.long += 1;
+                    c.long_in += u32::from(in_category);
                 }
             }
             Domain::Live => {
-                sessions += 1;
-                sessions_in += u32::from(in_category);
-                sessions_author += u32::from(Some(r.author.0) == author);
+                c.sessions += 1;
+                c.sessions_in += u32::from(in_category);
+                c.sessions_author += u32::from(Some(r.author.0) == author);
             }
         }
     }
+    let play_categories = || {
+        let mut seen: Vec<u32> = records
+            .iter()
+            .filter(|r| r.domain == Domain::Video)
+            .filter_map(|r| r.categories.primary().map(|c| c.0))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
+    };
+    profile_from(c, play_categories, prior)
+}
+
+/// The profile's values from its counts; `play_categories` (distinct categories of the
+/// plays) is only asked for when the prior's share is not set.
+fn profile_from(
+    c: ProfileCounts,
+    play_categories: impl FnOnce() -> usize,
+    prior: Prior,
+) -> [f32; PROFILE_DENSE] {
     let share = |part: u32, whole: u32| {
         if whole == 0 {
             0.0
@@ -556,25 +660,18 @@ fn history_profile(
     let prior_share = if prior.share > 0.0 {
         prior.share
     } else {
-        let mut seen: Vec<u32> = records
-            .iter()
-            .filter(|r| r.domain == Domain::Video)
-            .filter_map(|r| r.categories.primary().map(|c| c.0))
-            .collect();
-        seen.sort_unstable();
-        seen.dedup();
-        1.0 / (seen.len() as f32 + 1.0)
+        1.0 / (play_categories() as f32 + 1.0)
     };
     let w = prior.plays;
     [
-        (plays as f32).ln_1p() / 8.0,
-        share(plays_in, plays),
+        (c.plays as f32).ln_1p() / 8.0,
+        share(c.plays_in, c.plays),
         // Interest grows with log affinity: a smoothed log share (see the doc above).
-        ((plays_in as f32 + w * prior_share) / (plays as f32 + w)).ln() / 5.0,
-        share(long_in, long),
-        (sessions as f32).ln_1p() / 5.0,
-        share(sessions_in, sessions),
-        share(sessions_author, sessions),
+        ((c.plays_in as f32 + w * prior_share) / (c.plays as f32 + w)).ln() / 5.0,
+        share(c.long_in, c.long),
+        (c.sessions as f32).ln_1p() / 5.0,
+        share(c.sessions_in, c.sessions),
+        share(c.sessions_author, c.sessions),
     ]
 }
 
@@ -618,6 +715,34 @@ mod tests {
             like: false,
             comment: false,
             gift: false,
+        }
+    }
+
+    proptest::proptest! {
+        /// The indexed profile (a serving request's, built once for all candidates) equals
+        /// the one computed from the records per target, bit for bit: any mix of plays and
+        /// sessions, targets in and out of the user's categories and authors, without a
+        /// category or author, with the prior's share set and unset.
+        #[test]
+        fn indexed_profile_equals_the_direct_one(
+            rows in proptest::collection::vec((proptest::bool::ANY, 0u32..6, 0u64..5, proptest::bool::ANY), 0..40),
+            category in proptest::option::of(0u32..8),
+            author in proptest::option::of(0u64..7),
+            share in proptest::sample::select(vec![0.0f32, 0.1, 0.25]),
+        ) {
+            let records: Vec<HistoryRecord> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, &(live, c, a, long))| {
+                    let domain = if live { Domain::Live } else { Domain::Video };
+                    record(domain, i as u64, c, a, long)
+                })
+                .collect();
+            let prior = Prior { share, plays: 4.0 };
+            let index = ProfileIndex::new(&records);
+            let direct = history_profile(&records, category, author, prior);
+            let indexed = profile_from(index.counts(category, author), || index.play_categories, prior);
+            proptest::prop_assert_eq!(direct.map(f32::to_bits), indexed.map(f32::to_bits));
         }
     }
 
@@ -669,6 +794,7 @@ mod tests {
         let view = HistoryView {
             sequences: &sequences,
             records: &records,
+            profile: None,
         };
         let mut batch = builder.empty_batch();
         builder.push_with_history(&mut batch, &sample(), Some(view));

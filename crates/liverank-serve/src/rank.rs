@@ -22,7 +22,7 @@ use liverank_history::{
     Sequence, searches,
 };
 use liverank_model::FeatureBatch;
-use liverank_model::features::{HistoryView, KeyKind, key};
+use liverank_model::features::{HistoryView, KeyKind, ProfileIndex, key};
 use liverank_model::soft::item_key;
 use liverank_types::{
     AuthorId, EventTime, LabelMask, LiveId, Policy, RequestId, Sample, SampleKind, Task, UserId,
@@ -284,6 +284,12 @@ impl Recommender {
         times.history += started.elapsed();
 
         let started = Instant::now();
+        // The history profile's counts, once for every candidate.
+        let profile = if uses_history {
+            ProfileIndex::new(&records)
+        } else {
+            ProfileIndex::default()
+        };
         let mut batch = builder.empty_batch();
         let mut lives = Vec::with_capacity(recalled.len());
         let mut samples = Vec::with_capacity(recalled.len());
@@ -330,6 +336,7 @@ impl Recommender {
                 let view = HistoryView {
                     sequences: &sequences,
                     records: &records,
+                    profile: Some(&profile),
                 };
                 builder.push_with_history(&mut batch, &sample, Some(view));
             } else {

@@ -198,6 +198,7 @@ pub fn build_batch(
                 let view = HistoryView {
                     sequences: &sequences,
                     records: &records,
+                    profile: None,
                 };
                 builder.push_with_history(&mut batch, s, Some(view));
             }
