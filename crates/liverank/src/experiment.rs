@@ -20,6 +20,7 @@
 
 use crate::settings::Settings;
 use crate::{Failure, InputContext};
+use anyhow::Context;
 use clap::Args;
 use liverank_eval::{Event, ExperimentData, ExperimentSpec, run_experiment};
 use liverank_history::{EmbeddedStore, GsuAssembler, HistoryConfig};
@@ -58,15 +59,52 @@ fn realtime() -> Policy {
 
 /// Runs the command.
 pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(&args.file).input_err("reading the experiment file")?;
+    let out = args.out.unwrap_or_else(|| args.file.with_extension(""));
+    run_file(settings, &args.file, &out, None)
+}
+
+/// Where `liverank run` points an experiment: its own samples and history instead of the
+/// file's `[data]` paths (the file's training settings stay).
+pub struct DataOverride {
+    /// Samples directory.
+    pub train_samples: PathBuf,
+    /// History store directory.
+    pub history: PathBuf,
+}
+
+/// Runs the experiment in `file`, writing its table into `out`.
+pub fn run_file(
+    settings: &Settings,
+    file: &std::path::Path,
+    out: &std::path::Path,
+    data_override: Option<DataOverride>,
+) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the experiment file {}", file.display()))
+        .map_err(Failure::Input)?;
     let mut table: toml::Table = text.parse().input_err("parsing the experiment file")?;
-    let data: DataSection = table
-        .remove("data")
-        .ok_or_else(|| {
-            Failure::Input(anyhow::anyhow!("the experiment file has no [data] section"))
-        })?
-        .try_into()
-        .input_err("the [data] section")?;
+    let mut data: DataSection = match (table.remove("data"), &data_override) {
+        (Some(d), _) => d.try_into().input_err("the [data] section")?,
+        (None, Some(o)) => DataSection {
+            train_samples: o.train_samples.clone(),
+            eval_samples: None,
+            history: None,
+            policy: Policy::Realtime,
+            epochs: None,
+            batch_size: None,
+            train_fraction: None,
+        },
+        (None, None) => {
+            return Err(Failure::Input(anyhow::anyhow!(
+                "the experiment file has no [data] section"
+            )));
+        }
+    };
+    if let Some(o) = data_override {
+        data.train_samples = o.train_samples;
+        data.eval_samples = None;
+        data.history = Some(o.history);
+    }
     let spec: ExperimentSpec = toml::Value::Table(table)
         .try_into()
         .input_err("the experiment file")?;
@@ -148,8 +186,7 @@ pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
         },
     )
     .map_err(|e| Failure::Runtime(e.into()))?;
-    let out = args.out.unwrap_or_else(|| args.file.with_extension(""));
-    std::fs::create_dir_all(&out).input_err("creating the output directory")?;
+    std::fs::create_dir_all(out).input_err("creating the output directory")?;
     let markdown = table.to_markdown();
     std::fs::write(out.join("table.md"), &markdown).map_err(anyhow::Error::from)?;
     std::fs::write(out.join("table.csv"), table.to_csv()).map_err(anyhow::Error::from)?;

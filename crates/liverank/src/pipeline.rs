@@ -43,6 +43,11 @@ pub struct RunArgs {
     /// report's per-policy prequential AUC; each adds a stream stage's time).
     #[arg(long, value_name = "POLICY")]
     also_stream: Vec<Policy>,
+    /// Also run this `liverank experiment` file (ablations) on the run's samples and
+    /// history (its `[data]` paths are replaced; its training settings stay), into
+    /// <out>/experiments/<file stem>/; the report shows its table. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    experiment: Vec<PathBuf>,
     /// Hours of the closed-loop A/B test, from the start of the held-out slice (0 = skip).
     #[arg(long, default_value_t = 2.0)]
     abtest_hours: f64,
@@ -171,6 +176,26 @@ pub fn run(settings: &Settings, args: RunArgs) -> Result<(), Failure> {
     no_cross.model.history_sequences.clear();
     no_cross.model.history_profile = false;
     crate::train::run(&no_cross, train_args(Policy::Realtime, "model-nocross"))?;
+    for file in &args.experiment {
+        let stem = file
+            .file_stem()
+            .map_or_else(|| "experiment".into(), |s| s.to_string_lossy().into_owned());
+        let out = dir("experiments").join(stem);
+        println!(
+            "-- ablation: {} on this run's samples and history, into {}",
+            file.display(),
+            out.display()
+        );
+        crate::experiment::run_file(
+            settings,
+            file,
+            &out,
+            Some(crate::experiment::DataOverride {
+                train_samples: dir("samples"),
+                history: dir("history"),
+            }),
+        )?;
+    }
 
     clock.start("stream");
     let model_dir = if args.no_stream {

@@ -64,7 +64,7 @@ pub fn build(dir: &Path) -> Result<Report, Failure> {
         dir.display(),
         env!("CARGO_PKG_VERSION")
     ));
-    let builders: [SectionBuilder; 9] = [
+    let builders: [SectionBuilder; 10] = [
         ("The simulated world", world),
         (
             "Label consistency of the sample policies",
@@ -72,6 +72,7 @@ pub fn build(dir: &Path) -> Result<Report, Failure> {
         ),
         ("Offline evaluation", offline_evaluation),
         ("Models compared offline", models_compared),
+        ("Ablations", ablations),
         ("Prequential metrics of the online run", prequential),
         ("Highlight time-to-boost", time_to_boost),
         ("LiveForesighter", foresight),
@@ -484,6 +485,108 @@ fn models_compared(dir: &Path) -> Built {
     .with(Block::Table(table)))
 }
 
+/// `experiments/*/table.csv` (written by `liverank run --experiment FILE`): one table per
+/// experiment, a row per variant and a column per metric, mean ± half-range over seeds.
+fn ablations(dir: &Path) -> Built {
+    let root = dir.join("experiments");
+    let mut tables: Vec<(String, PathBuf)> = std::fs::read_dir(&root)
+        .map_err(|_| {
+            format!(
+                "no {} — made by `liverank run --experiment FILE` (e.g. experiments/table2.toml)",
+                root.display()
+            )
+        })?
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.path().join("table.csv"),
+            )
+        })
+        .filter(|(_, p)| p.exists())
+        .collect();
+    tables.sort();
+    if tables.is_empty() {
+        return Err(format!("no experiment tables in {}", root.display()));
+    }
+    let mut section = Section::new(
+        "Ablations",
+        "Model variants trained on this run's samples and history, evaluated on the same held-out slice's complete labels: mean ± half-range over the seeds (n = seeds).",
+    );
+    for (name, path) in tables {
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (table, seeds) =
+            experiment_table(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        section = section
+            .with(Block::Text(format!("{name} ({seeds} seeds):")))
+            .with(Block::Table(table));
+    }
+    Ok(section)
+}
+
+/// Pivots an experiment's table.csv (`variant,metric,mean,half_range,n,values`).
+fn experiment_table(text: &str) -> Result<(Table, usize), String> {
+    let mut variants: Vec<String> = Vec::new();
+    let mut metrics: Vec<String> = Vec::new();
+    let mut cells: std::collections::HashMap<(String, String), String> = Default::default();
+    let mut seeds = 0usize;
+    let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    for (i, record) in reader.records().enumerate() {
+        let f = record.map_err(|e| format!("line {}: {e}", i + 2))?;
+        let i = i + 1;
+        if f.len() < 5 {
+            return Err(format!(
+                "line {}: expected 6 fields, found {}",
+                i + 1,
+                f.len()
+            ));
+        }
+        let (variant, metric) = (f[0].to_string(), f[1].to_string());
+        let mean: f64 = f[2]
+            .parse()
+            .map_err(|_| format!("line {}: mean {:?}", i + 1, &f[2]))?;
+        let half: f64 = f[3].parse().unwrap_or(0.0);
+        seeds = seeds.max(f[4].parse().unwrap_or(0));
+        let digits = if metric.contains("rows/s") { 0 } else { 4 };
+        let cell = if !mean.is_finite() {
+            "–".to_string()
+        } else if &f[4] == "1" {
+            format!("{mean:.digits$}")
+        } else {
+            format!("{mean:.digits$} ± {half:.digits$}")
+        };
+        if !variants.contains(&variant) {
+            variants.push(variant.clone());
+        }
+        if !metrics.contains(&metric) {
+            metrics.push(metric.clone());
+        }
+        cells.insert((variant, metric), cell);
+    }
+    if variants.is_empty() {
+        return Err("no rows".into());
+    }
+    let mut table = Table::new(
+        std::iter::once("variant".to_string())
+            .chain(metrics.iter().cloned())
+            .collect(),
+    );
+    for v in &variants {
+        let mut row = vec![v.clone()];
+        for m in &metrics {
+            row.push(
+                cells
+                    .get(&(v.clone(), m.clone()))
+                    .cloned()
+                    .unwrap_or_else(|| "–".into()),
+            );
+        }
+        table.rows.push(row);
+    }
+    Ok((table, seeds))
+}
+
 /// `stream/highlights.csv`: per simulated highlight, how long after its start the online
 /// model raised a probe panel's click probability on that room by the configured margin.
 fn time_to_boost(dir: &Path) -> Built {
@@ -853,4 +956,32 @@ fn throughput(dir: &Path) -> Built {
         "How fast each stage worked on this machine during this run (a shared machine: compare ratios within one run, not across runs).",
     )
     .with(Block::Facts(facts)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The experiment CSV pivots into one row per variant and one column per metric, in
+    /// the file's order; a quoted name keeps its comma, one seed shows the mean alone and a
+    /// NaN metric shows a dash.
+    #[test]
+    fn experiment_csv_pivots_into_variants_by_metrics() {
+        let csv = "variant,metric,mean,half_range,n,values\n\
+                   \"a, b\",click AUC,0.81234,0.00111,3,0.81;0.812;0.813\n\
+                   \"a, b\",soft recall,NaN,NaN,0,\n\
+                   full,click AUC,0.8,0,1,0.8\n\
+                   full,soft recall,0.48,0,1,0.48\n";
+        let (table, seeds) = experiment_table(csv).unwrap_or_default();
+        assert_eq!(seeds, 3);
+        assert_eq!(table.header, ["variant", "click AUC", "soft recall"]);
+        assert_eq!(
+            table.rows,
+            [
+                vec!["a, b".to_string(), "0.8123 ± 0.0011".into(), "–".into()],
+                vec!["full".to_string(), "0.8000".into(), "0.4800".into()],
+            ]
+        );
+        assert!(experiment_table("variant,metric,mean,half_range,n,values\n").is_err());
+    }
 }

@@ -13,10 +13,28 @@ fn bin() -> Command {
 #[test]
 fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
     let tmp = tempfile::tempdir().unwrap();
+    // An ablation on the run's own samples and history (no [data] section: the run's).
+    let ablation = tmp.path().join("cross-ablation.toml");
+    std::fs::write(
+        &ablation,
+        "seeds = [1]\ntasks = [\"click\"]\n\
+         [[variant]]\nname = \"no Cross\"\n\
+         model = { history_sequences = [], history_profile = false }\n\
+         [[variant]]\nname = \"default\"\n",
+    )
+    .unwrap();
     let out = bin()
         .args([
-            "run", "--preset", "tiny", "--quiet", "--epochs", "1", "--out",
+            "run",
+            "--preset",
+            "tiny",
+            "--quiet",
+            "--epochs",
+            "1",
+            "--experiment",
         ])
+        .arg(&ablation)
+        .arg("--out")
         .arg(tmp.path())
         .output()
         .unwrap();
@@ -35,6 +53,7 @@ fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
         "baselines (click AUC)",
         "comparison model: fast/slow",
         "comparison model: realtime samples without Cross",
+        "ablation: ",
         "5/9 stream",
         "prequential (cumulative)",
         "6/9 serve",
@@ -43,6 +62,7 @@ fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
         "8/9 abtest",
         "Closed-loop A/B test",
         "9/9 report",
+        "main job done in",
     ] {
         assert!(stdout.contains(stage), "missing {stage:?} in:\n{stdout}");
     }
@@ -61,6 +81,25 @@ fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
         "oracle {oracle} must bound the model {model}"
     );
     assert!(tmp.path().join("model/model.ckpt").exists());
+    // Every stage before the report is timed, in order, and the times add up.
+    let timings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("timings.json")).unwrap()).unwrap();
+    let stages: Vec<(&str, f64)> = timings["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["stage"].as_str().unwrap(), s["seconds"].as_f64().unwrap()))
+        .collect();
+    let names: Vec<&str> = stages.iter().map(|s| s.0).collect();
+    assert_eq!(
+        names,
+        [
+            "simulate", "samples", "history", "train", "stream", "serve", "forecast", "abtest"
+        ]
+    );
+    let sum: f64 = stages.iter().map(|s| s.1).sum();
+    let total = timings["total_seconds"].as_f64().unwrap();
+    assert!(sum <= total && sum > 0.9 * total, "{sum} of {total} s");
     // The API answered over the socket with the streamed model's newest version.
     let streamed: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp.path().join("stream/summary.json")).unwrap())
@@ -89,6 +128,7 @@ fn run_on_tiny_prints_the_evaluation_and_beats_popularity() {
             "Label consistency of the sample policies",
             "Offline evaluation",
             "Models compared offline",
+            "Ablations",
             "Prequential metrics of the online run",
             "Highlight time-to-boost",
             "LiveForesighter",
