@@ -73,6 +73,7 @@ fn variants_times_seeds_give_one_deterministic_table() {
         seeds: vec![5, 5],
         tasks: vec![Task::Click, Task::LongView],
         segment: true,
+        slices: Vec::new(),
         model: toml::Table::new(),
         variants: vec![
             variant(
@@ -97,6 +98,7 @@ fn variants_times_seeds_give_one_deterministic_table() {
         &base,
         &settings,
         ExperimentData {
+            highlights: None,
             train: &train,
             eval: &eval,
             history: Some(history),
@@ -175,6 +177,7 @@ fn a_variant_with_an_unknown_key_or_a_bad_value_is_refused() {
         seeds: vec![1],
         tasks: vec![Task::Click],
         segment: false,
+        slices: Vec::new(),
         model: toml::Table::new(),
         variants: vec![variant("typo", "esu_head = 2")],
     };

@@ -7,10 +7,12 @@
 //! seeds = [1, 2, 3]
 //! tasks = ["click", "long_view"]
 //! segment = true                  # also the Cross segment's AUC / GAUC
+//! slices = ["highlight", "ecommerce"]  # also during highlights / on e-commerce rooms
 //! [data]
 //! train_samples = "data/small/samples"
 //! history = "data/small/history"  # optional: without it every sequence is empty
 //! policy = "realtime"             # optional; epochs, batch_size, train_fraction too
+//! forecaster = "data/small/forecast" # optional: LiveForesighter's models (model.foresight.dir)
 //! [[variant]]
 //! name = "no cross"
 //! model = { history_sequences = [], history_profile = false }
@@ -50,6 +52,12 @@ struct DataSection {
     epochs: Option<usize>,
     batch_size: Option<usize>,
     train_fraction: Option<f64>,
+    /// The simulator's truth_highlights file for the `highlight` slice (default: beside
+    /// the events the training samples were built from).
+    truth_highlights: Option<PathBuf>,
+    /// LiveForesighter's forecasters (`liverank forecast train --out`): sets every
+    /// variant's `model.foresight.dir` where the variant turns a branch on.
+    forecaster: Option<PathBuf>,
 }
 
 fn realtime() -> Policy {
@@ -102,8 +110,26 @@ pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
         }
         None => None,
     };
+    let highlights = if spec.slices.iter().any(|s| s == "highlight") {
+        let truth = data
+            .truth_highlights
+            .clone()
+            .or_else(|| crate::forecast::default_truth(&data.train_samples));
+        match truth {
+            Some(p) => Some(crate::forecast::highlight_spans(&p)?),
+            None => {
+                eprintln!("no truth_highlights file: the highlight slice stays empty");
+                None
+            }
+        }
+    } else {
+        None
+    };
     // Priors set to "from the data" are fixed from the training slice, as `train` does.
     let mut base = settings.model.clone().with_data_priors(&train);
+    if let Some(dir) = &data.forecaster {
+        base.foresight.dir = dir.display().to_string();
+    }
     if data.policy == Policy::Fastslow {
         base.loss = liverank_model::LossKind::Pu;
     }
@@ -120,6 +146,7 @@ pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
         &base,
         &train_settings,
         ExperimentData {
+            highlights: highlights.as_ref(),
             train: &train,
             eval: &eval,
             history,
