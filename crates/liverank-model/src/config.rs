@@ -279,9 +279,9 @@ pub struct ForesightInputs {
     pub c3_dim: usize,
     /// Directory of `forecaster.bin` and `product.bin`.
     pub dir: String,
-    /// CRC32 of `forecaster.bin` (0 = not pinned yet).
+    /// CRC32 of `forecaster.bin` without its 4-byte trailer (0 = not pinned yet).
     pub stat_crc: u32,
-    /// CRC32 of `product.bin` (0 = not pinned yet).
+    /// CRC32 of `product.bin` without its 4-byte trailer (0 = not pinned yet).
     pub product_crc: u32,
     /// Classes of the product model's softmax (rows of C̃3; set when pinned).
     pub c3_rows: usize,

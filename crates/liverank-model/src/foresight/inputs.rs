@@ -165,6 +165,12 @@ impl std::fmt::Debug for Foresighter {
     }
 }
 
+/// CRC32 of a forecaster file's body: the file's own trailer is a CRC32 of what precedes
+/// it, so a CRC32 over the whole file would be the same constant for every file.
+pub fn file_crc(bytes: &[u8]) -> u32 {
+    crc32fast::hash(&bytes[..bytes.len().saturating_sub(4)])
+}
+
 fn read(dir: &str, name: &str) -> Result<Vec<u8>> {
     let path = std::path::Path::new(dir).join(name);
     std::fs::read(&path).map_err(|source| ModelError::CheckpointIo { path, source })
@@ -187,9 +193,7 @@ impl Foresighter {
                 STAT_SERIES.len()
             )));
         }
-        let crc = |b: Option<Result<Vec<u8>>>| {
-            b.transpose().map(|b| b.map_or(0, |b| crc32fast::hash(&b)))
-        };
+        let crc = |b: Option<Result<Vec<u8>>>| b.transpose().map(|b| b.map_or(0, |b| file_crc(&b)));
         let stat_crc = crc(stat.as_ref().map(StatModel::to_bytes))?;
         let product_crc = crc(product.as_ref().map(ProductModel::to_bytes))?;
         Ok(Self {
@@ -212,13 +216,13 @@ impl Foresighter {
         if spec.stat {
             let bytes = read(&spec.dir, STAT_FILE)?;
             stat = Some(StatModel::from_bytes(&bytes)?);
-            stat_crc = crc32fast::hash(&bytes);
+            stat_crc = file_crc(&bytes);
         }
         let (mut product, mut product_crc) = (None, 0);
         if spec.product {
             let bytes = read(&spec.dir, PRODUCT_FILE)?;
             product = Some(ProductModel::from_bytes(&bytes)?);
-            product_crc = crc32fast::hash(&bytes);
+            product_crc = file_crc(&bytes);
         }
         let mut out = Self::new(stat, product, spec.cache_entries)?;
         // The checksums of the files themselves (what a published model pins).
@@ -377,13 +381,12 @@ impl Foresighter {
             let d = product.config().product.d_model;
             let classes = self.c3_rows();
             let sequences: Vec<&[[u64; 4]]> = rows.iter().map(|f| self.products(f)).collect();
-            let next = product.predict_next(&sequences)?;
+            let next = product.predict_last(&sequences)?;
             for (o, p) in out.iter_mut().zip(next) {
                 o.product = vec![0.0; d + 1];
                 o.probs = vec![0.0; classes];
                 if let Some(p) = p {
-                    let last = p.encoded.len() / d - 1;
-                    o.product[..d].copy_from_slice(&p.encoded[last * d..(last + 1) * d]);
+                    o.product[..d].copy_from_slice(&p.encoded);
                     o.product[d] = 1.0;
                     o.probs.copy_from_slice(&p.probs);
                 }
