@@ -134,6 +134,11 @@ impl ExperimentSpec {
     }
 }
 
+/// Merges `over` into `base`, tables key by key (how variants modify the base model).
+pub fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+    merge(base, over);
+}
+
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
         match (base.get_mut(&k), v) {
@@ -317,6 +322,52 @@ mod tests {
         };
         assert!(none.mean().is_nan() && none.half_range().is_nan());
         assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+
+    #[test]
+    fn slices_pick_exposures_inside_highlights_and_ecommerce_rooms() {
+        use liverank_types::{
+            EventTime, ExposureFeatures, LabelMask, LiveId, Policy, RequestId, SampleKind, UserId,
+        };
+        let sample = |live: u64, at: i64, kind: &str| Sample {
+            sample_id: 0,
+            policy: Policy::Complete,
+            kind: SampleKind::Close,
+            seq: 0,
+            ts: EventTime(at),
+            request_id: RequestId(0),
+            live: LiveId(live),
+            user: UserId(1),
+            author: None,
+            exposure_ts: EventTime(at),
+            category: None,
+            labels: LabelMask::default(),
+            features: std::sync::Arc::new(ExposureFeatures {
+                author_type: Some(kind.into()),
+                ..ExposureFeatures::default()
+            }),
+        };
+        let eval = [
+            sample(1, 100, "ecommerce"),
+            sample(1, 200, "talent"),
+            sample(2, 150, "talent"),
+        ];
+        // Room 1's highlight is [100, 200): the first exposure is in it, the second not.
+        let highlights = std::collections::HashMap::from([(1u64, vec![(100i64, 200i64)])]);
+        let data = ExperimentData {
+            train: &[],
+            eval: &eval,
+            history: None,
+            highlights: Some(&highlights),
+        };
+        let ids = |v: Vec<Sample>| -> Vec<(u64, i64)> {
+            v.iter().map(|s| (s.live.0, s.exposure_ts.0)).collect()
+        };
+        let (prefix, hl) = slice_of("highlight", &eval, &data);
+        assert_eq!((prefix, ids(hl)), ("hl", vec![(1, 100)]));
+        let (prefix, ecom) = slice_of("ecommerce", &eval, &data);
+        assert_eq!((prefix, ids(ecom)), ("ecom", vec![(1, 100)]));
         assert_eq!(csv_field("plain"), "plain");
     }
 }

@@ -273,6 +273,9 @@ pub struct RankerConfig {
 pub struct ForesightInputs {
     /// Statistic branch: flatten(forecast of the next H buckets) ⊕ flatten(encoder tokens).
     pub stat: bool,
+    /// The stat branch includes the encoder's series tokens (eq. 3's flatten(encoder
+    /// output)); false: the forecast and the indicators only (an ablation).
+    pub stat_tokens: bool,
     /// Product branch: softmax(ĉ3)·C̃3 ⊕ E_prod (the last product's hidden state).
     pub product: bool,
     /// Width of C̃3's rows (a trainable ranker parameter `[c3_rows × c3_dim]`).
@@ -298,6 +301,7 @@ impl Default for ForesightInputs {
     fn default() -> Self {
         Self {
             stat: false,
+            stat_tokens: true,
             product: false,
             c3_dim: 16,
             dir: String::new(),
@@ -314,6 +318,7 @@ impl PartialEq for ForesightInputs {
     fn eq(&self, other: &Self) -> bool {
         (
             self.stat,
+            self.stat_tokens,
             self.product,
             self.c3_dim,
             &self.dir,
@@ -323,6 +328,7 @@ impl PartialEq for ForesightInputs {
             self.cache_entries,
         ) == (
             other.stat,
+            other.stat_tokens,
             other.product,
             other.c3_dim,
             &other.dir,
@@ -375,8 +381,9 @@ impl ForesightInputs {
             return bad("c3_dim must be positive");
         }
         let models = self.loaded.get(self)?;
-        if self.product && self.c3_rows != models.c3_rows() {
-            return bad("c3_rows is not the product model's class count (pin the configuration)");
+        // 0: not pinned yet (`Trainer::new` pins before it builds the network).
+        if self.product && self.c3_rows != 0 && self.c3_rows != models.c3_rows() {
+            return bad("c3_rows is not the product model's class count");
         }
         Ok(())
     }

@@ -240,6 +240,7 @@ pub struct FeatureBuilder {
     history_prior_plays: f32,
     foresight: Option<std::sync::Arc<crate::foresight::Foresighter>>,
     foresight_stat: bool,
+    foresight_tokens: bool,
     foresight_product: bool,
 }
 
@@ -261,6 +262,7 @@ impl FeatureBuilder {
             // batch cannot fit the model either.
             foresight: config.foresight.models().ok().flatten(),
             foresight_stat: config.foresight.stat,
+            foresight_tokens: config.foresight.stat_tokens,
             foresight_product: config.foresight.product,
         }
     }
@@ -276,10 +278,10 @@ impl FeatureBuilder {
         let Some(f) = &self.foresight else {
             return 0;
         };
-        let stat = if self.foresight_stat {
-            f.stat_width()
-        } else {
-            0
+        let stat = match (self.foresight_stat, self.foresight_tokens) {
+            (false, _) => 0,
+            (true, true) => f.stat_width(),
+            (true, false) => f.stat_width() - f.stat_tokens().1,
         };
         let product = if self.foresight_product {
             f.product_width() + f.c3_rows()
@@ -525,8 +527,12 @@ impl FeatureBuilder {
         }
         if let Some(foresight) = &self.foresight {
             let room = foresight.room(sample.live.0, f);
-            if self.foresight_stat {
+            if self.foresight_stat && self.foresight_tokens {
                 batch.dense.extend_from_slice(&room.stat);
+            } else if self.foresight_stat {
+                let (at, tokens) = foresight.stat_tokens();
+                batch.dense.extend_from_slice(&room.stat[..at]);
+                batch.dense.extend_from_slice(&room.stat[at + tokens..]);
             }
             if self.foresight_product {
                 batch.dense.extend_from_slice(&room.product);

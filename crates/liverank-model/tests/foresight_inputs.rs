@@ -184,6 +184,23 @@ fn stat_branch_equals_an_independent_forecast_of_the_window() {
         assert_eq!(row[N * (h + d)], 1.0);
         assert_eq!(row[N * (h + d) + 1], used as f32 / l as f32);
     }
+
+    // Without the encoder tokens: the forecast and the indicators, the same values.
+    let short = FeatureBuilder::new(&RankerConfig {
+        foresight: ForesightInputs {
+            stat_tokens: false,
+            ..config.foresight.clone()
+        },
+        ..config.clone()
+    });
+    assert_eq!(short.dense_dim(), at + N * h + 2);
+    let few = short.build(&samples);
+    for r in 0..samples.len() {
+        let full = &batch.dense[r * batch.dense_dim + at..(r + 1) * batch.dense_dim];
+        let part = &few.dense[r * few.dense_dim + at..(r + 1) * few.dense_dim];
+        assert_eq!(&part[..N * h], &full[..N * h]);
+        assert_eq!(&part[N * h..], &full[N * (h + d)..]);
+    }
 }
 
 #[test]

@@ -75,7 +75,7 @@ pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
         })?
         .try_into()
         .input_err("the [data] section")?;
-    let spec: ExperimentSpec = toml::Value::Table(table)
+    let mut spec: ExperimentSpec = toml::Value::Table(table)
         .try_into()
         .input_err("the experiment file")?;
     spec.validate().input_err("the experiment file")?;
@@ -127,8 +127,14 @@ pub fn run(settings: &Settings, args: ExperimentArgs) -> Result<(), Failure> {
     };
     // Priors set to "from the data" are fixed from the training slice, as `train` does.
     let mut base = settings.model.clone().with_data_priors(&train);
+    // The forecasters' directory joins the keys every variant shares (the base model's
+    // `foresight` table is not serialised while its branches are off).
     if let Some(dir) = &data.forecaster {
-        base.foresight.dir = dir.display().to_string();
+        let mut foresight = toml::Table::new();
+        foresight.insert("dir".into(), dir.display().to_string().into());
+        let mut shared = toml::Table::new();
+        shared.insert("foresight".into(), foresight.into());
+        liverank_eval::merge_tables(&mut spec.model, shared);
     }
     if data.policy == Policy::Fastslow {
         base.loss = liverank_model::LossKind::Pu;

@@ -265,6 +265,15 @@ impl Foresighter {
         })
     }
 
+    /// Values of the stat branch that are the encoder's series tokens, and where they
+    /// start (after the forecast); `(0, 0)` without the forecaster.
+    pub fn stat_tokens(&self) -> (usize, usize) {
+        self.stat.as_ref().map_or((0, 0), |s| {
+            let c = s.config();
+            (s.series() * c.horizon, s.series() * c.d_model)
+        })
+    }
+
     /// Width of E_prod and its indicator (0 without the product model).
     pub fn product_width(&self) -> usize {
         self.product
