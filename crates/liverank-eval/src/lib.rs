@@ -268,8 +268,6 @@ impl ExperimentTable {
                     out.push_str(" – |");
                 } else if m.ends_with("rows/s") {
                     out.push_str(&format!(" {mean:.0} ± {half:.0} |"));
-
-                    out.push_str(&format!(" {mean:.0} ± {half:.0} |"));
                 } else {
                     out.push_str(&format!(" {mean:.4} ± {half:.4} |"));
                 }

@@ -459,9 +459,7 @@ fn a_model_refuses_forecasters_other_than_the_ones_it_was_trained_with() {
         N,
     )
     .unwrap();
-    other
-        .train_step(&vec![0.5; N * 4], &vec![0.5; N * 2], 1)
-        .unwrap();
+    other.train_step(&[0.5; N * 4], &[0.5; N * 2], 1).unwrap();
     std::fs::write(
         dir.path().join("forecaster.bin"),
         other.model().unwrap().to_bytes().unwrap(),
