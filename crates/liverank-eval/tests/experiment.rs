@@ -119,7 +119,8 @@ fn variants_times_seeds_give_one_deterministic_table() {
             "seg long_view AUC",
             "seg long_view GAUC",
             "soft recall",
-            "train rows/s"
+            "train rows/s",
+            "forecast cache hit rate"
         ]
     );
     for v in ["no Cross", "full"] {
