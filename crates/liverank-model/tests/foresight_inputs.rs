@@ -470,3 +470,69 @@ fn a_model_refuses_forecasters_other_than_the_ones_it_was_trained_with() {
     let err = stale.models().unwrap_err().to_string();
     assert!(err.contains("not the ones"), "{err}");
 }
+
+/// A checkpoint of a LiveForesighter ranker resumes with C̃3 and the same scores, and is
+/// refused once the forecaster files are replaced.
+#[test]
+fn a_checkpoint_carries_c3_and_its_forecasters_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = models(8);
+    std::fs::write(
+        dir.path().join("forecaster.bin"),
+        m.stat_model().unwrap().to_bytes().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("product.bin"),
+        m.product_model().unwrap().to_bytes().unwrap(),
+    )
+    .unwrap();
+    let config = RankerConfig {
+        foresight: ForesightInputs {
+            stat: true,
+            product: true,
+            c3_dim: 3,
+            dir: dir.path().display().to_string(),
+            ..ForesightInputs::default()
+        },
+        ..ranker(false, false, models(0))
+    };
+    let builder = FeatureBuilder::new(&config);
+    let mut trainer = Trainer::new(config, builder.shape()).unwrap();
+    let mut samples: Vec<Sample> = (0..6)
+        .map(|i| sample(1 + i % 2, i, 4, i as u32, 3))
+        .collect();
+    for (i, s) in samples.iter_mut().enumerate() {
+        s.labels.set(Task::Click, i % 2 == 0);
+    }
+    let batch = builder.build(&samples);
+    trainer.train_step(&batch).unwrap();
+    let bytes = trainer.to_bytes().unwrap();
+    let mut resumed = Trainer::from_bytes(&bytes).unwrap();
+    assert_eq!(resumed.c3_table().unwrap(), trainer.c3_table().unwrap());
+    let again = FeatureBuilder::new(resumed.config()).build(&samples);
+    assert_eq!(again.dense, batch.dense);
+    assert_eq!(
+        resumed.predict(&again).unwrap(),
+        trainer.predict(&batch).unwrap()
+    );
+    // Other forecasters under the same name: the checkpoint is refused.
+    let other = StatTrainer::new(
+        ForecastConfig {
+            seed: 42,
+            ..forecast_config()
+        },
+        N,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("forecaster.bin"),
+        other.model().unwrap().to_bytes().unwrap(),
+    )
+    .unwrap();
+    let err = Trainer::from_bytes(&bytes)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("not the ones"), "{err}");
+}
