@@ -68,6 +68,12 @@ pub struct ExperimentSpec {
     /// Also report the tasks' AUC / GAUC on the Cross segment.
     #[serde(default)]
     pub segment: bool,
+    /// Further evaluation slices, each reported as `<prefix> <task> AUC / GAUC`:
+    /// `"highlight"` (`hl`: exposures while their room was in a highlight, from the
+    /// simulator's truth, [`ExperimentData::highlights`]) and `"ecommerce"` (`ecom`:
+    /// exposures of rooms whose author type is `ecommerce`).
+    #[serde(default)]
+    pub slices: Vec<String>,
     /// `[model]` keys every variant shares, over the settings' model.
     #[serde(default)]
     pub model: toml::Table,
@@ -87,6 +93,15 @@ impl ExperimentSpec {
             return Err(EvalError::Config(
                 "seeds, variants and tasks must not be empty".into(),
             ));
+        }
+        if let Some(bad) = self
+            .slices
+            .iter()
+            .find(|s| !["highlight", "ecommerce"].contains(&s.as_str()))
+        {
+            return Err(EvalError::Config(format!(
+                "slice `{bad}`: the slices are `highlight` and `ecommerce`"
+            )));
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(v) = self.variants.iter().find(|v| !seen.insert(&v.name)) {
@@ -117,6 +132,11 @@ impl ExperimentSpec {
         config.validate().map_err(|e| bad(e.to_string()))?;
         Ok(config)
     }
+}
+
+/// Merges `over` into `base`, tables key by key (how variants modify the base model).
+pub fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+    merge(base, over);
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -302,6 +322,52 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("plain"), "plain");
     }
+
+    #[test]
+    fn slices_pick_exposures_inside_highlights_and_ecommerce_rooms() {
+        use liverank_types::{
+            EventTime, ExposureFeatures, LabelMask, LiveId, Policy, RequestId, SampleKind, UserId,
+        };
+        let sample = |live: u64, at: i64, kind: &str| Sample {
+            sample_id: 0,
+            policy: Policy::Complete,
+            kind: SampleKind::Close,
+            seq: 0,
+            ts: EventTime(at),
+            request_id: RequestId(0),
+            live: LiveId(live),
+            user: UserId(1),
+            author: None,
+            exposure_ts: EventTime(at),
+            category: None,
+            labels: LabelMask::default(),
+            features: std::sync::Arc::new(ExposureFeatures {
+                author_type: Some(kind.into()),
+                ..ExposureFeatures::default()
+            }),
+        };
+        let eval = [
+            sample(1, 100, "ecommerce"),
+            sample(1, 200, "talent"),
+            sample(2, 150, "talent"),
+        ];
+        // Room 1's highlight is [100, 200): the first exposure is in it, the second not.
+        let highlights = std::collections::HashMap::from([(1u64, vec![(100i64, 200i64)])]);
+        let data = ExperimentData {
+            train: &[],
+            eval: &eval,
+            history: None,
+            highlights: Some(&highlights),
+        };
+        let ids = |v: Vec<Sample>| -> Vec<(u64, i64)> {
+            v.iter().map(|s| (s.live.0, s.exposure_ts.0)).collect()
+        };
+        let (prefix, hl) = slice_of("highlight", &eval, &data);
+        assert_eq!((prefix, ids(hl)), ("hl", vec![(1, 100)]));
+        let (prefix, ecom) = slice_of("ecommerce", &eval, &data);
+        assert_eq!((prefix, ids(ecom)), ("ecom", vec![(1, 100)]));
+        assert_eq!(csv_field("plain"), "plain");
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -321,6 +387,41 @@ pub struct ExperimentData<'a> {
     pub eval: &'a [Sample],
     /// The history the Cross sequences are read from (`None`: every sequence is empty).
     pub history: Option<HistorySource<'a>>,
+    /// Per room, its highlights as half-open `[start, end)` ms (the simulator's truth; the
+    /// `highlight` slice). `None`: that slice is empty.
+    pub highlights: Option<&'a std::collections::HashMap<u64, Vec<(i64, i64)>>>,
+}
+
+/// The evaluation samples of a slice (see [`ExperimentSpec::slices`]) and its prefix.
+pub fn slice_of(
+    name: &str,
+    eval: &[Sample],
+    data: &ExperimentData<'_>,
+) -> (&'static str, Vec<Sample>) {
+    match name {
+        "highlight" => (
+            "hl",
+            eval.iter()
+                .filter(|s| {
+                    data.highlights
+                        .and_then(|h| h.get(&s.live.0))
+                        .is_some_and(|spans| {
+                            spans
+                                .iter()
+                                .any(|&(a, b)| a <= s.exposure_ts.0 && s.exposure_ts.0 < b)
+                        })
+                })
+                .cloned()
+                .collect(),
+        ),
+        _ => (
+            "ecom",
+            eval.iter()
+                .filter(|s| s.features.author_type.as_deref() == Some("ecommerce"))
+                .cloned()
+                .collect(),
+        ),
+    }
 }
 
 /// Progress of an experiment: `(variant, seed)` before each run, and its evaluation.
@@ -380,8 +481,20 @@ pub fn run_experiment(
             metrics.push(format!("seg {} GAUC", t.as_str()));
         }
     }
+    let slices: Vec<(&str, Vec<Sample>)> = spec
+        .slices
+        .iter()
+        .map(|name| slice_of(name, data.eval, &data))
+        .collect();
+    for (prefix, _) in &slices {
+        for t in &spec.tasks {
+            metrics.push(format!("{prefix} {} AUC", t.as_str()));
+            metrics.push(format!("{prefix} {} GAUC", t.as_str()));
+        }
+    }
     metrics.push("soft recall".into());
     metrics.push("train rows/s".into());
+    metrics.push("forecast cache hit rate".into());
     let history = data.history.as_ref();
     let mut cells = Vec::with_capacity(spec.variants.len());
     for variant in &spec.variants {
@@ -413,6 +526,10 @@ pub fn run_experiment(
                 let seg = evaluate_on(&scorer, &segment_eval, history).map_err(fail)?;
                 values.extend(task_values(&seg, &spec.tasks));
             }
+            for (_, slice) in &slices {
+                let e = evaluate_on(&scorer, slice, history).map_err(fail)?;
+                values.extend(task_values(&e, &spec.tasks));
+            }
             let recall = if run.soft_recall.is_empty() {
                 f64::NAN
             } else {
@@ -420,6 +537,15 @@ pub fn run_experiment(
             };
             values.push(recall);
             values.push(run.rows_per_s);
+            // Over the run's training and evaluation rows (NaN without a branch).
+            values.push(
+                config
+                    .foresight
+                    .models()
+                    .ok()
+                    .flatten()
+                    .map_or(f64::NAN, |f| f.stats().hit_rate()),
+            );
             for (cell, v) in row.iter_mut().zip(values) {
                 cell.values.push(v);
             }

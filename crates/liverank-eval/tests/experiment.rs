@@ -73,6 +73,7 @@ fn variants_times_seeds_give_one_deterministic_table() {
         seeds: vec![5, 5],
         tasks: vec![Task::Click, Task::LongView],
         segment: true,
+        slices: Vec::new(),
         model: toml::Table::new(),
         variants: vec![
             variant(
@@ -97,6 +98,7 @@ fn variants_times_seeds_give_one_deterministic_table() {
         &base,
         &settings,
         ExperimentData {
+            highlights: None,
             train: &train,
             eval: &eval,
             history: Some(history),
@@ -117,7 +119,8 @@ fn variants_times_seeds_give_one_deterministic_table() {
             "seg long_view AUC",
             "seg long_view GAUC",
             "soft recall",
-            "train rows/s"
+            "train rows/s",
+            "forecast cache hit rate"
         ]
     );
     for v in ["no Cross", "full"] {
@@ -175,6 +178,7 @@ fn a_variant_with_an_unknown_key_or_a_bad_value_is_refused() {
         seeds: vec![1],
         tasks: vec![Task::Click],
         segment: false,
+        slices: Vec::new(),
         model: toml::Table::new(),
         variants: vec![variant("typo", "esu_head = 2")],
     };

@@ -253,6 +253,140 @@ pub struct RankerConfig {
     pub sparse: SparseConfig,
     /// Seed of every random choice (init, shuffles).
     pub seed: u64,
+    /// LiveForesighter's frozen forecasters as stop-gradient inputs (issue 16, eq. 3 and
+    /// 5); both branches off by default, and then not written at all, so a configuration
+    /// without them serialises exactly as before.
+    #[serde(skip_serializing_if = "ForesightInputs::is_off")]
+    pub foresight: ForesightInputs,
+}
+
+/// The two LiveForesighter branches of the ranker's input (see
+/// [`crate::foresight::inputs`] for the layout and the masking).
+///
+/// The forecasters travel with the ranker as a checksummed reference: `dir` holds
+/// `forecaster.bin` and `product.bin` (`liverank forecast train`), and once pinned
+/// ([`ForesightInputs::pin`], done by training) the CRC32 of each file is part of the
+/// configuration, so of every checkpoint and published model; loading a model whose
+/// files' checksums differ is an error (decision foresight-1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForesightInputs {
+    /// Statistic branch: flatten(forecast of the next H buckets) ⊕ flatten(encoder tokens).
+    pub stat: bool,
+    /// The stat branch includes the encoder's series tokens (eq. 3's flatten(encoder
+    /// output)); false: the forecast and the indicators only (an ablation).
+    pub stat_tokens: bool,
+    /// Product branch: softmax(ĉ3)·C̃3 ⊕ E_prod (the last product's hidden state).
+    pub product: bool,
+    /// Width of C̃3's rows (a trainable ranker parameter `[c3_rows × c3_dim]`).
+    pub c3_dim: usize,
+    /// Directory of `forecaster.bin` and `product.bin`.
+    pub dir: String,
+    /// CRC32 of `forecaster.bin` without its 4-byte trailer (0 = not pinned yet).
+    pub stat_crc: u32,
+    /// CRC32 of `product.bin` without its 4-byte trailer (0 = not pinned yet).
+    pub product_crc: u32,
+    /// Classes of the product model's softmax (rows of C̃3; set when pinned).
+    pub c3_rows: usize,
+    /// Rooms' forecasts kept in the cache (keyed by room and input window); 0 = no cache.
+    pub cache_entries: usize,
+    /// The loaded forecasters, shared by every clone of the configuration (loaded from
+    /// `dir` on first use; tests and benches may set in-memory ones with
+    /// [`crate::foresight::Loaded::from_models`]).
+    #[serde(skip)]
+    pub loaded: crate::foresight::inputs::Loaded,
+}
+
+impl Default for ForesightInputs {
+    fn default() -> Self {
+        Self {
+            stat: false,
+            stat_tokens: true,
+            product: false,
+            c3_dim: 16,
+            dir: String::new(),
+            stat_crc: 0,
+            product_crc: 0,
+            c3_rows: 0,
+            cache_entries: 100_000,
+            loaded: Default::default(),
+        }
+    }
+}
+
+impl PartialEq for ForesightInputs {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.stat,
+            self.stat_tokens,
+            self.product,
+            self.c3_dim,
+            &self.dir,
+            self.stat_crc,
+            self.product_crc,
+            self.c3_rows,
+            self.cache_entries,
+        ) == (
+            other.stat,
+            other.stat_tokens,
+            other.product,
+            other.c3_dim,
+            &other.dir,
+            other.stat_crc,
+            other.product_crc,
+            other.c3_rows,
+            other.cache_entries,
+        )
+    }
+}
+
+impl ForesightInputs {
+    /// Neither branch on.
+    pub fn is_off(&self) -> bool {
+        !self.stat && !self.product
+    }
+
+    /// The frozen forecasters of the branches that are on (`None` when both are off),
+    /// loaded once per configuration and checked against the pinned checksums.
+    pub fn models(&self) -> Result<Option<std::sync::Arc<crate::foresight::Foresighter>>> {
+        if self.is_off() {
+            return Ok(None);
+        }
+        self.loaded.get(self).map(Some)
+    }
+
+    /// Loads the forecasters and pins their checksums and the C̃3 row count into this
+    /// configuration (training does this before it builds the network).
+    pub fn pin(&mut self) -> Result<()> {
+        if self.is_off() {
+            return Ok(());
+        }
+        // Checks the checksums already pinned (a resumed model) against the files.
+        let models = self.loaded.get(self)?;
+        self.stat_crc = models.stat_crc();
+        self.product_crc = models.product_crc();
+        self.c3_rows = models.c3_rows();
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.is_off() {
+            return Ok(());
+        }
+        let bad = |m: &str| Err(ModelError::Config(format!("foresight: {m}")));
+        if self.dir.is_empty() {
+            return bad("a branch is on but `dir` (the forecasters' directory) is not set");
+        }
+        if self.product && self.c3_dim == 0 {
+            return bad("c3_dim must be positive");
+        }
+        let models = self.loaded.get(self)?;
+        // 0: not pinned yet (`Trainer::new` pins before it builds the network).
+        if self.product && self.c3_rows != 0 && self.c3_rows != models.c3_rows() {
+            return bad("c3_rows is not the product model's class count");
+        }
+        Ok(())
+    }
 }
 
 impl Default for RankerConfig {
@@ -281,6 +415,7 @@ impl Default for RankerConfig {
             loss: LossKind::Masked,
             sparse: SparseConfig::default(),
             seed: 42,
+            foresight: ForesightInputs::default(),
         }
     }
 }
@@ -379,7 +514,8 @@ impl RankerConfig {
         {
             return bad("a task is listed twice".into());
         }
-        self.sparse.validate()
+        self.sparse.validate()?;
+        self.foresight.validate()
     }
 
     /// This configuration with the priors that are 0 ("from the data") set from the

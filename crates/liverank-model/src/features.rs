@@ -317,6 +317,10 @@ pub struct FeatureBuilder {
     esu_heads: usize,
     history_prior: f32,
     history_prior_plays: f32,
+    foresight: Option<std::sync::Arc<crate::foresight::Foresighter>>,
+    foresight_stat: bool,
+    foresight_tokens: bool,
+    foresight_product: bool,
 }
 
 impl FeatureBuilder {
@@ -332,12 +336,56 @@ impl FeatureBuilder {
             esu_heads: config.esu_heads,
             history_prior: config.history_prior,
             history_prior_plays: config.history_prior_plays,
+            // A configuration whose forecasters do not load fails `validate`, which every
+            // trainer and published model runs; here the branch then has width 0, so the
+            // batch cannot fit the model either.
+            foresight: config.foresight.models().ok().flatten(),
+            foresight_stat: config.foresight.stat,
+            foresight_tokens: config.foresight.stat_tokens,
+            foresight_product: config.foresight.product,
+        }
+    }
+
+    /// The frozen forecasters the LiveForesighter branches read (`None` when both are off).
+    pub fn foresighter(&self) -> Option<&crate::foresight::Foresighter> {
+        self.foresight.as_deref()
+    }
+
+    /// Dense values of the LiveForesighter branches: the stat branch, then E_prod with its
+    /// indicator, then `softmax(ĉ3)` (the network's C̃3 reads those last `c3_rows`).
+    pub fn foresight_dim(&self) -> usize {
+        let Some(f) = &self.foresight else {
+            return 0;
+        };
+        let stat = match (self.foresight_stat, self.foresight_tokens) {
+            (false, _) => 0,
+            (true, true) => f.stat_width(),
+            (true, false) => f.stat_width() - f.stat_tokens().1,
+        };
+        let product = if self.foresight_product {
+            f.product_width() + f.c3_rows()
+        } else {
+            0
+        };
+        stat + product
+    }
+
+    /// Forecasts, in one batch, the rooms of these samples the cache does not hold (see
+    /// [`crate::foresight::Foresighter::prefetch`]); a no-op with both branches off.
+    pub fn prefetch<'a>(&self, samples: impl IntoIterator<Item = &'a Sample>) {
+        if let Some(f) = &self.foresight {
+            let rows: Vec<(u64, &liverank_types::ExposureFeatures)> = samples
+                .into_iter()
+                .map(|s| (s.live.0, &*s.features))
+                .collect();
+            // A failed batch leaves the rows to `room`, which counts and masks them.
+            let _ = f.prefetch(&rows);
         }
     }
 
     /// Dense inputs per row: log1p of the last `stat_lookback` buckets of every series, the
-    /// filled share of the ring, the room's age, two per history sequence, and the
-    /// history profile.
+    /// filled share of the ring, the room's age, two per history sequence, the
+    /// history profile, and the LiveForesighter branches ([`Self::foresight_dim`]).
     pub fn dense_dim(&self) -> usize {
         self.stat_lookback * STAT_SERIES.len()
             + 2
@@ -347,6 +395,7 @@ impl FeatureBuilder {
             } else {
                 0
             }
+            + self.foresight_dim()
     }
 
     /// Whether rows need the user's history (a history sequence or the profile).
@@ -561,6 +610,20 @@ impl FeatureBuilder {
                     None => history_profile(records, target_category, author, prior),
                 });
         }
+        if let Some(foresight) = &self.foresight {
+            let room = foresight.room(sample.live.0, f);
+            if self.foresight_stat && self.foresight_tokens {
+                batch.dense.extend_from_slice(&room.stat);
+            } else if self.foresight_stat {
+                let (at, tokens) = foresight.stat_tokens();
+                batch.dense.extend_from_slice(&room.stat[..at]);
+                batch.dense.extend_from_slice(&room.stat[at + tokens..]);
+            }
+            if self.foresight_product {
+                batch.dense.extend_from_slice(&room.product);
+                batch.dense.extend_from_slice(&room.probs);
+            }
+        }
 
         for &task in &self.tasks {
             match sample.labels.get(task) {
@@ -582,6 +645,7 @@ impl FeatureBuilder {
     /// A batch of these samples.
     pub fn build(&self, samples: &[Sample]) -> FeatureBatch {
         let mut batch = self.empty_batch();
+        self.prefetch(samples);
         for s in samples {
             self.push(&mut batch, s);
         }

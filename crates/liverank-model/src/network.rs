@@ -175,6 +175,10 @@ pub struct RankerNet {
     pub trunk: Trunk,
     /// One tower per task.
     pub towers: Vec<Tower>,
+    /// C̃3 of LiveForesighter's product branch, `[c3_rows, c3_dim]`, when it is on (empty
+    /// otherwise, so a model without it has exactly its old parameters): the last
+    /// `c3_rows` dense inputs (`softmax(ĉ3)`) enter the bottom as `softmax(ĉ3)·C̃3`.
+    pub c3_table: Vec<burn::module::Param<Tensor<2>>>,
 }
 
 impl RankerNet {
@@ -183,7 +187,11 @@ impl RankerNet {
         let mut rng = SplitMix64::new(config.seed ^ 0x6E65_7477_6F72_6B00);
         let d = config.embedding_dim;
         let attention = shape.groups.len() * d;
-        let d_in = shape.fields * d + attention + shape.dense;
+        let fs = &config.foresight;
+        let c3 = (fs.product && fs.c3_rows > 0 && shape.dense >= fs.c3_rows)
+            .then_some((fs.c3_rows, fs.c3_dim));
+        let d_in = shape.fields * d + attention + shape.dense - c3.map_or(0, |(rows, _)| rows)
+            + c3.map_or(0, |(_, dim)| dim);
         let bottom = Mlp::new(d_in, &config.hidden, &mut rng, device);
         // The ESUs draw after the bottom so that a model without one keeps its weights.
         let mut esu_rng = SplitMix64::new(config.seed ^ 0x6573_7500);
@@ -209,13 +217,33 @@ impl RankerNet {
                 )
             })
             .collect();
+        // C̃3 draws from its own generator, like the ESUs: uniform in ±1/√c3_dim.
+        let mut c3_rng = SplitMix64::new(config.seed ^ 0x6333_7461_626c_6500);
+        let c3_table = c3
+            .map(|(rows, dim)| {
+                let bound = 1.0 / (dim as f32).sqrt();
+                let v: Vec<f32> = (0..rows * dim).map(|_| c3_rng.uniform(bound)).collect();
+                burn::module::Param::from_tensor(Tensor::from_data(
+                    TensorData::new(v, [rows, dim]),
+                    device,
+                ))
+            })
+            .into_iter()
+            .collect();
         Self {
             groups: shape.groups,
             esu,
             bottom,
             trunk,
             towers,
+            c3_table,
         }
+    }
+
+    /// `probs [B, c3_rows] → probs · C̃3 [B, c3_dim]`: the product branch's term (eq. 5);
+    /// `None` without the branch.
+    pub fn c3_projection(&self, probs: Tensor<2>) -> Option<Tensor<2>> {
+        self.c3_table.first().map(|t| probs.matmul(t.val()))
     }
 
     /// `[B, T]` logits.
@@ -338,7 +366,17 @@ impl RankerNet {
             parts.push(inputs.fields.reshape([b, f * d]));
         }
         if let Some(dense) = inputs.dense {
-            parts.push(dense);
+            match self.c3_table.first() {
+                Some(table) => {
+                    let [_, width] = dense.dims();
+                    let rows = table.dims()[0];
+                    if width > rows {
+                        parts.push(dense.clone().narrow(1, 0, width - rows));
+                    }
+                    parts.push(dense.narrow(1, width - rows, rows).matmul(table.val()));
+                }
+                None => parts.push(dense),
+            }
         }
         if parts.len() == 1 {
             parts.remove(0)

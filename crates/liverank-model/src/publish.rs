@@ -759,6 +759,9 @@ fn load_snapshot(bytes: &[u8]) -> std::result::Result<(Envelope<'_>, Model), Str
     }
     let config: RankerConfig =
         serde_json::from_slice(sections[0]).map_err(|e| format!("config: {e}"))?;
+    // Loads a LiveForesighter model's forecasters and checks them against the checksums
+    // the model was trained with.
+    config.validate().map_err(|e| format!("config: {e}"))?;
     let shape = decode_shape(sections[1])?;
     let net = load_dense(&config, shape, sections[2])?;
     let store = EmbeddingStore::from_bytes(sections[3]).map_err(|e| format!("store: {e}"))?;

@@ -77,7 +77,10 @@ impl std::fmt::Debug for Trainer {
 
 impl Trainer {
     /// A fresh model of this configuration and input shape.
-    pub fn new(config: RankerConfig, shape: InputShape) -> Result<Self> {
+    pub fn new(mut config: RankerConfig, shape: InputShape) -> Result<Self> {
+        // LiveForesighter's forecasters: loaded, and their checksums pinned into the
+        // configuration (checked against the files when they are pinned already).
+        config.foresight.pin()?;
         config.validate()?;
         shape.validate().map_err(ModelError::Shape)?;
         let device = Device::flex().autodiff();
@@ -126,6 +129,15 @@ impl Trainer {
         self.net
             .as_ref()
             .ok_or_else(|| ModelError::Shape("the network was lost by a failed step".into()))
+    }
+
+    /// C̃3 of LiveForesighter's product branch, `[c3_rows × c3_dim]` row-major, when the
+    /// branch is on.
+    pub fn c3_table(&self) -> Result<Option<Vec<f32>>> {
+        match self.net()?.c3_table.first() {
+            Some(t) => Ok(Some(to_vec(t.val().into_data())?)),
+            None => Ok(None),
+        }
     }
 
     fn check(&self, batch: &FeatureBatch) -> Result<()> {

@@ -291,6 +291,15 @@ impl Recommender {
             ProfileIndex::default()
         };
         let mut batch = builder.empty_batch();
+        // LiveForesighter: the candidates' rooms not cached yet are forecast in one batch
+        // (the rows below then read the cache; a failed batch is retried per row there).
+        if let Some(foresight) = builder.foresighter() {
+            let rows: Vec<_> = recalled
+                .iter()
+                .map(|r| (rooms[r.room].live.0, &*rooms[r.room].features))
+                .collect();
+            let _ = foresight.prefetch(&rows);
+        }
         let mut lives = Vec::with_capacity(recalled.len());
         let mut samples = Vec::with_capacity(recalled.len());
         for r in &recalled {

@@ -186,6 +186,8 @@ pub fn build_batch(
     vectors: Option<&EmbeddingStore>,
 ) -> Result<FeatureBatch> {
     let mut batch = builder.empty_batch();
+    // LiveForesighter: the batch's uncached rooms forecast together, once each.
+    builder.prefetch(samples);
     let history = history.filter(|_| builder.uses_history());
     let vectors = vectors
         .filter(|_| builder.uses_soft_search())

@@ -44,6 +44,9 @@ enum BenchCommand {
     Train(crate::bench_model::PeerShape),
     /// Ranker scoring latency p50/p99 for `--candidates` rows (same flags as the peer).
     Score(crate::bench_model::PeerShape),
+    /// Ranker scoring p50/p99 at `--candidates` rooms with LiveForesighter's branches off
+    /// and both on (cold and warm forecast cache), and the cache's hit rate.
+    Foresight(crate::bench_foresight::BenchForesightArgs),
     /// History store per backend: append records/s, query and GSU assembly latency
     /// p50/p99 for users with 10,000 records.
     History(crate::history::BenchHistoryArgs),
@@ -152,6 +155,7 @@ pub fn run(settings: &Settings, args: BenchArgs) -> Result<(), Failure> {
         BenchCommand::Serve(args) => crate::bench_serve::run(settings, args)?,
         BenchCommand::Train(shape) => crate::bench_model::run(&shape, false)?,
         BenchCommand::Score(shape) => crate::bench_model::run(&shape, true)?,
+        BenchCommand::Foresight(args) => crate::bench_foresight::run(settings, &args)?,
         BenchCommand::Stream(args) => crate::bench_stream::run(settings, &args)?,
         BenchCommand::Decode { preset, repeat } => {
             let config = SimConfig::preset(preset).with_seed(settings.sim.seed);

@@ -7,10 +7,12 @@
 //! seeds = [1, 2, 3]
 //! tasks = ["click", "long_view"]
 //! segment = true                  # also the Cross segment's AUC / GAUC
+//! slices = ["highlight", "ecommerce"]  # also during highlights / on e-commerce rooms
 //! [data]
 //! train_samples = "data/small/samples"
 //! history = "data/small/history"  # optional: without it every sequence is empty
 //! policy = "realtime"             # optional; epochs, batch_size, train_fraction too
+//! forecaster = "data/small/forecast" # optional: LiveForesighter's models (model.foresight.dir)
 //! [[variant]]
 //! name = "no cross"
 //! model = { history_sequences = [], history_profile = false }
@@ -51,6 +53,12 @@ struct DataSection {
     epochs: Option<usize>,
     batch_size: Option<usize>,
     train_fraction: Option<f64>,
+    /// The simulator's truth_highlights file for the `highlight` slice (default: beside
+    /// the events the training samples were built from).
+    truth_highlights: Option<PathBuf>,
+    /// LiveForesighter's forecasters (`liverank forecast train --out`): sets every
+    /// variant's `model.foresight.dir` where the variant turns a branch on.
+    forecaster: Option<PathBuf>,
 }
 
 fn realtime() -> Policy {
@@ -93,6 +101,8 @@ pub fn run_file(
             epochs: None,
             batch_size: None,
             train_fraction: None,
+            truth_highlights: None,
+            forecaster: None,
         },
         (None, None) => {
             return Err(Failure::Input(anyhow::anyhow!(
@@ -105,7 +115,7 @@ pub fn run_file(
         data.eval_samples = None;
         data.history = Some(o.history);
     }
-    let spec: ExperimentSpec = toml::Value::Table(table)
+    let mut spec: ExperimentSpec = toml::Value::Table(table)
         .try_into()
         .input_err("the experiment file")?;
     spec.validate().input_err("the experiment file")?;
@@ -140,8 +150,32 @@ pub fn run_file(
         }
         None => None,
     };
+    let highlights = if spec.slices.iter().any(|s| s == "highlight") {
+        let truth = data
+            .truth_highlights
+            .clone()
+            .or_else(|| crate::forecast::default_truth(&data.train_samples));
+        match truth {
+            Some(p) => Some(crate::forecast::highlight_spans(&p)?),
+            None => {
+                eprintln!("no truth_highlights file: the highlight slice stays empty");
+                None
+            }
+        }
+    } else {
+        None
+    };
     // Priors set to "from the data" are fixed from the training slice, as `train` does.
     let mut base = settings.model.clone().with_data_priors(&train);
+    // The forecasters' directory joins the keys every variant shares (the base model's
+    // `foresight` table is not serialised while its branches are off).
+    if let Some(dir) = &data.forecaster {
+        let mut foresight = toml::Table::new();
+        foresight.insert("dir".into(), dir.display().to_string().into());
+        let mut shared = toml::Table::new();
+        shared.insert("foresight".into(), foresight.into());
+        liverank_eval::merge_tables(&mut spec.model, shared);
+    }
     if data.policy == Policy::Fastslow {
         base.loss = liverank_model::LossKind::Pu;
     }
@@ -158,6 +192,7 @@ pub fn run_file(
         &base,
         &train_settings,
         ExperimentData {
+            highlights: highlights.as_ref(),
             train: &train,
             eval: &eval,
             history,

@@ -154,7 +154,7 @@ pub(crate) fn train(settings: &Settings, args: TrainArgs) -> Result<(), Failure>
 
 /// Room → highlight start instants, from the simulator's truth file.
 /// Per room, its highlights as (start, end) ms.
-fn highlight_spans(path: &Path) -> Result<HashMap<u64, Vec<(i64, i64)>>, Failure> {
+pub(crate) fn highlight_spans(path: &Path) -> Result<HashMap<u64, Vec<(i64, i64)>>, Failure> {
     let rows: Vec<TruthHighlight> =
         read_table(path).input_err(&format!("reading {}", path.display()))?;
     let mut out: HashMap<u64, Vec<(i64, i64)>> = HashMap::new();
@@ -164,7 +164,7 @@ fn highlight_spans(path: &Path) -> Result<HashMap<u64, Vec<(i64, i64)>>, Failure
     Ok(out)
 }
 
-fn default_truth(samples: &Path) -> Option<PathBuf> {
+pub(crate) fn default_truth(samples: &Path) -> Option<PathBuf> {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(samples.join("summary.json")).ok()?).ok()?;
     let events = PathBuf::from(summary.get("events")?.as_str()?);

@@ -5,6 +5,7 @@
 
 mod abtest;
 mod bench;
+mod bench_foresight;
 mod bench_model;
 mod bench_serve;
 mod bench_stream;

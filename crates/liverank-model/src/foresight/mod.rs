@@ -9,15 +9,19 @@
 //!   over the c3 of the next product, cross-entropy (eq. 4); at inference the product after
 //!   the latest (eq. 5).
 //! * [`train`]: Adam training steps, frozen inference models and their model files.
+//! * [`inputs`]: the frozen models' outputs as the ranker's stop-gradient dense inputs,
+//!   cached per room and window.
 //!
 //! Both models are small dense burn modules on the flex backend; they are trained on their
 //! own and enter the ranker only as stop-gradient inputs.
 
 pub mod config;
+pub mod inputs;
 pub mod layers;
 pub mod product;
 pub mod stat;
 pub mod train;
 
 pub use config::{ForecastConfig, ProductConfig};
+pub use inputs::{CacheStats, Foresighter, Loaded, RoomForesight};
 pub use train::{NextProduct, ProductModel, ProductTrainer, StatForecast, StatModel, StatTrainer};

@@ -148,6 +148,13 @@ impl ProductNet {
 
     /// Runs the causal encoder over the embedded steps `[B, T, 4E]` (T ≤ max_len).
     pub fn forward_embedded(&self, x: Tensor<3>) -> ProductOutput {
+        let encoded = self.encode_embedded(x);
+        let logits = dense3(&self.head, encoded.clone());
+        ProductOutput { logits, encoded }
+    }
+
+    /// The causal encoder's outputs `[B, T, D]` (the final norm included), without the head.
+    pub fn encode_embedded(&self, x: Tensor<3>) -> Tensor<3> {
         let [_, t, _] = x.dims();
         let device = x.device();
         let d = self.position.dims()[1];
@@ -157,9 +164,7 @@ impl ProductNet {
         for layer in &self.layers {
             h = layer.forward(h, Some(bias.clone()));
         }
-        let encoded = self.norm.forward(h);
-        let logits = dense3(&self.head, encoded.clone());
-        ProductOutput { logits, encoded }
+        self.norm.forward(h)
     }
 
     /// Embeds and encodes a batch.

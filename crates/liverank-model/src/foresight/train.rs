@@ -347,6 +347,41 @@ impl ProductModel {
             .collect())
     }
 
+    /// [`ProductModel::predict_next`] with the head run at each sequence's last product
+    /// only (the ranker's product branch): `encoded` holds that product's `[D]` hidden
+    /// state. Same values up to float rounding, a `T`-th of the head's work.
+    pub fn predict_last(&self, sequences: &[&[[u64; 4]]]) -> Result<Vec<Option<NextProduct>>> {
+        let p = &self.config.product;
+        if sequences.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (steps, t, lens) = pad(sequences, p.max_len);
+        let b = sequences.len();
+        let index = ProductIndex::new(&steps, b, t, p, &self.device);
+        let encoded = self.net.encode_embedded(self.net.embed(&index));
+        let d = encoded.dims()[2];
+        let at: Vec<i64> = lens
+            .iter()
+            .enumerate()
+            .map(|(row, &len)| (row * t + len.max(1) - 1) as i64)
+            .collect();
+        let at = Tensor::<1, Int>::from_data(TensorData::new(at, [b]), &self.device);
+        let last = encoded.reshape([b * t, d]).select(0, at);
+        let probs = to_vec(softmax(self.net.head.forward(last.clone()), 1))?;
+        let last = to_vec(last)?;
+        let classes = probs.len() / b;
+        Ok(lens
+            .iter()
+            .enumerate()
+            .map(|(row, &len)| {
+                (len > 0).then(|| NextProduct {
+                    probs: probs[row * classes..(row + 1) * classes].to_vec(),
+                    encoded: last[row * d..(row + 1) * d].to_vec(),
+                })
+            })
+            .collect())
+    }
+
     /// Serialises the model: see [`write_sections`].
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let net = record_bytes(self.net.clone())?;
