@@ -620,8 +620,21 @@ fn time_to_boost(dir: &Path) -> Built {
     let mut sorted = boosted.clone();
     sorted.sort_by(f64::total_cmp);
     let q = |p: f64| liverank_eval::abtest::quantile(&sorted, p);
+    // How many the day held, when the probes covered a seeded choice of them.
+    let of_day = read_json(&dir.join("stream/summary.json"))
+        .ok()
+        .and_then(|s| s["truth_highlights"].as_u64())
+        .filter(|&n| n > total as u64);
+    let probed = match of_day {
+        Some(n) => format!(
+            "{} probed, a seeded choice of the day's {} ([stream] probe_highlights)",
+            group_thousands(total as u64),
+            group_thousands(n)
+        ),
+        None => group_thousands(total as u64),
+    };
     let facts = vec![
-        ("highlights".to_string(), group_thousands(total as u64)),
+        ("highlights".to_string(), probed),
         (
             "boosted before the highlight ended".to_string(),
             format!(

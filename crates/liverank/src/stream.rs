@@ -275,7 +275,16 @@ pub fn stream(settings: &Settings, args: &StreamArgs) -> Result<StreamSummary, F
     }
     let summary = pipeline.finish().map_err(|e| Failure::Runtime(e.into()))?;
     let wall = started.elapsed().as_secs_f64() - wall_at_start;
-    let json = serde_json::to_string_pretty(&summary).map_err(anyhow::Error::from)?;
+    // The summary, and how many highlights the truth file held (the probes cover a
+    // seeded choice of them when there are more than `probe_highlights`).
+    let mut value = serde_json::to_value(&summary).map_err(anyhow::Error::from)?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert(
+            "truth_highlights".into(),
+            serde_json::Value::from(inputs.truth_highlights),
+        );
+    }
+    let json = serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?;
     std::fs::write(args.out.join("summary.json"), json).map_err(anyhow::Error::from)?;
     write_highlights(
         &args.out.join("highlights.csv"),
