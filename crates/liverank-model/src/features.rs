@@ -403,6 +403,11 @@ impl FeatureBuilder {
         !self.history.is_empty() || self.history_profile
     }
 
+    /// Whether rows carry the history profile (a [`ProfileIndex`] pays off then).
+    pub fn uses_history_profile(&self) -> bool {
+        self.history_profile
+    }
+
     /// Whether a configured history sequence comes from a soft search.
     pub fn uses_soft_search(&self) -> bool {
         self.history.iter().any(|h| h.is_soft())

@@ -420,22 +420,25 @@ fn branches_off_leave_the_configuration_and_inputs_as_before() {
     assert_eq!(builder.foresight_dim(), 0);
 }
 
+/// Writes the pair as `liverank forecast train` does: forecaster.bin and product.bin.
+fn write_forecasters(dir: &std::path::Path, m: &Foresighter) {
+    std::fs::write(
+        dir.join("forecaster.bin"),
+        m.stat_model().unwrap().to_bytes().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("product.bin"),
+        m.product_model().unwrap().to_bytes().unwrap(),
+    )
+    .unwrap();
+}
+
 #[test]
 fn a_model_refuses_forecasters_other_than_the_ones_it_was_trained_with() {
     let dir = tempfile::tempdir().unwrap();
     let m = models(8);
-    let write = |m: &Foresighter| {
-        std::fs::write(
-            dir.path().join("forecaster.bin"),
-            m.stat_model().unwrap().to_bytes().unwrap(),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("product.bin"),
-            m.product_model().unwrap().to_bytes().unwrap(),
-        )
-        .unwrap();
-    };
+    let write = |m: &Foresighter| write_forecasters(dir.path(), m);
     write(&m);
     let mut spec = ForesightInputs {
         stat: true,
@@ -477,16 +480,7 @@ fn a_model_refuses_forecasters_other_than_the_ones_it_was_trained_with() {
 fn a_checkpoint_carries_c3_and_its_forecasters_checksums() {
     let dir = tempfile::tempdir().unwrap();
     let m = models(8);
-    std::fs::write(
-        dir.path().join("forecaster.bin"),
-        m.stat_model().unwrap().to_bytes().unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("product.bin"),
-        m.product_model().unwrap().to_bytes().unwrap(),
-    )
-    .unwrap();
+    write_forecasters(dir.path(), &m);
     let config = RankerConfig {
         foresight: ForesightInputs {
             stat: true,

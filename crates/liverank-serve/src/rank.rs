@@ -285,7 +285,7 @@ impl Recommender {
 
         let started = Instant::now();
         // The history profile's counts, once for every candidate.
-        let profile = if uses_history {
+        let profile = if builder.uses_history_profile() {
             ProfileIndex::new(&records)
         } else {
             ProfileIndex::default()
