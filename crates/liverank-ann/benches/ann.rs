@@ -1,5 +1,5 @@
 //! Search latency of HNSW against exact search on 100,000 seeded random 64-d vectors
-//! (cosine), top 10, on the two data sets of `tests/recall_100k.rs`: `uniform` (i.i.d.
+//! (cosine), top 10, on the two data sets of `tests/integration/recall_100k.rs`: `uniform` (i.i.d.
 //! components, full intrinsic dimension) and `low_rank` (an 8-d latent through a fixed
 //! 64×8 map plus 5 % noise, like trained embeddings). Before timing, each prints HNSW's
 //! recall@10 against exact over 1000 queries at the default `ef_search` and at 512.

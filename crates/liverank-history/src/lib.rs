@@ -9,7 +9,7 @@
 //!   searches (latest N, by author, by category, soft search, long-view mixed). Backends:
 //!   [`MemoryStore`] (the reference, for tests), [`EmbeddedStore`] (durable, one redb
 //!   file; the default) and [`RedisStore`] (clusters). One conformance suite
-//!   (`tests/conformance.rs`) holds all three to the same answers.
+//!   (`tests/integration/conformance.rs`) holds all three to the same answers.
 //! * [`HistoryBuilder`]: events in, records out, incrementally.
 //! * [`GsuAssembler`]: V_short, V_long, V_aidhard, V_livelong, V_mixed as fixed-length,
 //!   padded and masked id arrays, the same code for training and serving.

@@ -233,6 +233,14 @@ pub struct RankerConfig {
     /// category, author type, fans bucket, room age). 0 = the single-head attention without
     /// parameters queried by the target's category alone (decision 21).
     pub esu_heads: usize,
+    /// The unit that pools each history group: `attention` (target attention, single- or
+    /// multi-head by `esu_heads`) or `din` (DIN's activation unit, `[model.din]`). Not
+    /// written when it is the default, so older configurations serialise as before.
+    #[serde(skip_serializing_if = "EsuUnit::is_default")]
+    pub esu: EsuUnit,
+    /// DIN's activation unit, when `esu = "din"`.
+    #[serde(skip_serializing_if = "DinConfig::is_default")]
+    pub din: DinConfig,
     /// λ of the contrastive alignment (eq. 6): InfoNCE between L2(mean(V_mixed)) and
     /// L2(mean(V_x)) for every other configured history sequence x, with in-batch
     /// negatives, added to the ranking loss with this weight. 0 = off.
@@ -258,6 +266,50 @@ pub struct RankerConfig {
     /// without them serialises exactly as before.
     #[serde(skip_serializing_if = "ForesightInputs::is_off")]
     pub foresight: ForesightInputs,
+}
+
+/// The unit that pools a history group into one vector (the ESU slot of Cross).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EsuUnit {
+    /// Target attention: parameter-free single-head with `esu_heads = 0`, else the
+    /// multi-head ESU (Moment&Cross eq. 7).
+    #[default]
+    Attention,
+    /// DIN's activation unit ([`crate::layers::DinAttention`]).
+    Din,
+}
+
+impl EsuUnit {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// DIN's activation unit: `MLP([q, k, q − k, q ⊙ k])` per history item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DinConfig {
+    /// Widths of the unit's hidden layers (ReLU after each), then one weight per item.
+    pub hidden: Vec<usize>,
+    /// Normalise a row's weights with a softmax (the paper keeps them raw).
+    pub softmax: bool,
+}
+
+impl Default for DinConfig {
+    fn default() -> Self {
+        // The paper's activation unit has one hidden layer of 36.
+        Self {
+            hidden: vec![36],
+            softmax: false,
+        }
+    }
+}
+
+impl DinConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// The two LiveForesighter branches of the ranker's input (see
@@ -407,6 +459,8 @@ impl Default for RankerConfig {
             history_len: 50,
             history_profile: true,
             esu_heads: 0,
+            esu: EsuUnit::Attention,
+            din: DinConfig::default(),
             contrastive_weight: 0.0,
             contrastive_temperature: 0.1,
             history_prior: 0.0,
@@ -483,6 +537,10 @@ impl RankerConfig {
                 "esu_heads {} must divide embedding_dim {}",
                 self.esu_heads, self.embedding_dim
             ));
+        }
+        if self.esu == EsuUnit::Din && (self.din.hidden.is_empty() || self.din.hidden.contains(&0))
+        {
+            return bad("din.hidden must list positive widths".into());
         }
         if !(self.contrastive_weight >= 0.0 && self.contrastive_weight.is_finite()) {
             return bad("contrastive_weight must be finite and >= 0".into());

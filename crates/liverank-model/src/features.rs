@@ -333,7 +333,12 @@ impl FeatureBuilder {
             history: config.history_sequences.clone(),
             history_len: config.history_len,
             history_profile: config.history_profile,
-            esu_heads: config.esu_heads,
+            // DIN is a parameterised unit like the multi-head ESU: its groups carry
+            // `heads = 1` and the target's query fields; the network reads which unit.
+            esu_heads: match config.esu {
+                crate::config::EsuUnit::Din => 1,
+                crate::config::EsuUnit::Attention => config.esu_heads,
+            },
             history_prior: config.history_prior,
             history_prior_plays: config.history_prior_plays,
             // A configuration whose forecasters do not load fails `validate`, which every

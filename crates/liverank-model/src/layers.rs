@@ -226,6 +226,132 @@ impl MultiHeadTargetAttention {
     }
 }
 
+/// DIN's activation unit (Zhou et al. 2018, the NetEase seed's ranking model) as the ESU of
+/// a history group: each item k of the sequence gets the weight
+/// `MLP([q, k, q − k, q ⊙ k])`, with `q = x_target W_q + b_q` projected from the target
+/// live's features to the items' width D, and the output is `Σ wᵢ kᵢ`. The weights are
+/// not normalised (the paper's choice: the sum keeps how strongly a history matches), or
+/// a softmax over the row's items with `softmax = true`. ReLU in the unit (the paper's
+/// PReLU/Dice are a refinement we do not need to show the effect). Padded items get
+/// exactly zero weight in both modes, so a row of padding outputs 0.
+///
+/// The first layer is applied by parts, `q (W₁ + W₃) + k (W₂ − W₃) + (q ⊙ k) W₄`, which
+/// is the same map as on the concatenation without building `[B, L, 4D]` (tested against
+/// the concatenation computed naively).
+#[derive(Module, Debug)]
+pub struct DinAttention {
+    /// `d_query → D`.
+    pub query: Dense,
+    /// `4D → hidden[0]`, applied by parts.
+    pub first: Dense,
+    /// `hidden[0] → … → hidden[last]`, ReLU after each (and after `first`).
+    pub rest: Vec<Dense>,
+    /// `hidden[last] → 1`: the item's weight.
+    pub out: Dense,
+    /// Softmax over a row's items instead of raw weights.
+    #[module(skip)]
+    pub softmax: bool,
+}
+
+impl DinAttention {
+    /// Seeded init. `hidden` is the unit's widths (configuration validation keeps it
+    /// non-empty; an empty list gets one layer of width 1).
+    pub fn new(
+        d_query: usize,
+        d: usize,
+        hidden: &[usize],
+        softmax: bool,
+        rng: &mut SplitMix64,
+        device: &Device,
+    ) -> Self {
+        let query = Dense::new(d_query, d, rng, device);
+        let h0 = hidden.first().copied().unwrap_or(1);
+        let first = Dense::new(4 * d, h0, rng, device);
+        let mut rest = Vec::with_capacity(hidden.len().saturating_sub(1));
+        let mut prev = h0;
+        for &w in hidden.iter().skip(1) {
+            rest.push(Dense::new(prev, w, rng, device));
+            prev = w;
+        }
+        let out = Dense::new(prev, 1, rng, device);
+        Self {
+            query,
+            first,
+            rest,
+            out,
+            softmax,
+        }
+    }
+
+    /// The first layer's pre-activation by parts: `q [B, D]` and `k [R, L, D]` with R = B
+    /// (own sequences) or R = 1 (one sequence shared by every row) → `[B·L, H]`.
+    fn first_layer(&self, q: Tensor<2>, k: Tensor<3>) -> Tensor<2> {
+        let [b, d] = q.dims();
+        let [r, l, _] = k.dims();
+        let w = self.first.weight.val();
+        let h = w.dims()[1];
+        let block = |i: usize| w.clone().narrow(0, i * d, d);
+        let (w_q, w_k, w_d, w_p) = (block(0), block(1), block(2), block(3));
+        let from_q = q.clone().matmul(w_q + w_d.clone()).reshape([b, 1, h]);
+        let from_k = k
+            .clone()
+            .reshape([r * l, d])
+            .matmul(w_k - w_d)
+            .reshape([r, l, h]);
+        let product = (k * q.reshape([b, 1, d]))
+            .reshape([b * l, d])
+            .matmul(w_p)
+            .reshape([b, l, h]);
+        (product + from_k + from_q + self.first.bias.val().reshape([1, 1, h])).reshape([b * l, h])
+    }
+
+    /// Weights `[B, L]` of the items `k [R, L, D]` (R = B or 1) for queries `target [B,
+    /// d_query]`, with `mask_bias [R, L]`: 0 on padding.
+    fn weights_of(&self, target: Tensor<2>, k: Tensor<3>, mask_bias: Tensor<2>) -> Tensor<2> {
+        let [b, _] = target.dims();
+        let l = k.dims()[1];
+        let q = self.query.forward(target);
+        let mut x = relu(self.first_layer(q, k));
+        for layer in &self.rest {
+            x = relu(layer.forward(x));
+        }
+        let scores = self.out.forward(x).reshape([b, l]);
+        let valid = mask_bias.clone().greater_elem(PAD_BIAS / 2.0).float();
+        if self.softmax {
+            softmax(scores + mask_bias, 1) * valid
+        } else {
+            scores * valid
+        }
+    }
+
+    /// The weights `[B, L]` of [`DinAttention::forward`]: 0 on padding.
+    pub fn weights(&self, target: Tensor<2>, items: Tensor<3>, mask_bias: Tensor<3>) -> Tensor<2> {
+        let [b, l, _] = items.dims();
+        self.weights_of(target, items, mask_bias.reshape([b, l]))
+    }
+
+    /// `target [B, d_query]`, `items [B, L, D]`, `mask_bias [B, 1, L]` → `[B, D]`.
+    pub fn forward(&self, target: Tensor<2>, items: Tensor<3>, mask_bias: Tensor<3>) -> Tensor<2> {
+        let [b, l, d] = items.dims();
+        let w = self.weights(target, items.clone(), mask_bias);
+        (items * w.reshape([b, l, 1])).sum_dim(1).reshape([b, d])
+    }
+
+    /// [`DinAttention::forward`] when every row attends over the same sequence (a serving
+    /// request): `items [L, D]`, `mask_bias [1, L]`. The key terms of the first layer are
+    /// computed once; same values as over B copies.
+    pub fn forward_shared(
+        &self,
+        target: Tensor<2>,
+        items: Tensor<2>,
+        mask_bias: Tensor<2>,
+    ) -> Tensor<2> {
+        let [l, d] = items.dims();
+        let w = self.weights_of(target, items.clone().reshape([1, l, d]), mask_bias);
+        w.matmul(items)
+    }
+}
+
 /// Weighted sum of expert outputs by a softmax gate: `gate_logits [B, E]`, `experts [B, E, X]`.
 fn mix(gate_logits: Tensor<2>, experts: &Tensor<3>) -> Tensor<2> {
     let [b, e, x] = experts.dims();

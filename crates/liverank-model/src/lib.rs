@@ -27,7 +27,8 @@ pub mod soft;
 pub mod trainer;
 
 pub use config::{
-    HistorySequence, LossKind, RankerConfig, SparseConfig, SparseOptimizer, TrunkConfig, TrunkKind,
+    DinConfig, EsuUnit, HistorySequence, LossKind, RankerConfig, SparseConfig, SparseOptimizer,
+    TrunkConfig, TrunkKind,
 };
 pub use error::{ModelError, Result};
 pub use features::{FeatureBatch, FeatureBuilder};

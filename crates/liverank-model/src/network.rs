@@ -4,9 +4,10 @@ use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::config::RankerConfig;
+use crate::config::{EsuUnit, RankerConfig};
 use crate::layers::{
-    Mlp, MultiHeadTargetAttention, Tower, Trunk, shared_target_attention, target_attention,
+    DinAttention, Mlp, MultiHeadTargetAttention, Tower, Trunk, shared_target_attention,
+    target_attention,
 };
 use crate::rng::SplitMix64;
 
@@ -167,8 +168,12 @@ pub struct RankerNet {
     /// Sequence groups (not a parameter).
     #[module(skip)]
     pub groups: SeqGroups,
-    /// The multi-head ESU of each group with `heads > 0`, in group order.
+    /// The multi-head ESU of each group with `heads > 0`, in group order (with
+    /// `esu = "attention"`).
     pub esu: Vec<MultiHeadTargetAttention>,
+    /// DIN's activation unit of each group with `heads > 0`, in group order (with
+    /// `esu = "din"`; empty otherwise, so other models keep exactly their parameters).
+    pub din: Vec<DinAttention>,
     /// Shared bottom over `[fields ⊕ one attention output per group ⊕ dense]`.
     pub bottom: Mlp,
     /// MMoE / CGC / PLE.
@@ -195,16 +200,35 @@ impl RankerNet {
         let bottom = Mlp::new(d_in, &config.hidden, &mut rng, device);
         // The ESUs draw after the bottom so that a model without one keeps its weights.
         let mut esu_rng = SplitMix64::new(config.seed ^ 0x6573_7500);
-        let esu = shape
-            .groups
-            .as_slice()
-            .iter()
-            .filter(|g| g.heads > 0)
-            .map(|g| {
-                let d_query = g.query_list().len() * d;
-                MultiHeadTargetAttention::new(d_query, d, g.heads, &mut esu_rng, device)
-            })
-            .collect();
+        let parameterised = shape.groups.as_slice().iter().filter(|g| g.heads > 0);
+        let (esu, din) = match config.esu {
+            EsuUnit::Attention => (
+                parameterised
+                    .map(|g| {
+                        let d_query = g.query_list().len() * d;
+                        MultiHeadTargetAttention::new(d_query, d, g.heads, &mut esu_rng, device)
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
+            EsuUnit::Din => {
+                let mut din_rng = SplitMix64::new(config.seed ^ 0x6469_6e00);
+                let units = parameterised
+                    .map(|g| {
+                        let d_query = g.query_list().len() * d;
+                        DinAttention::new(
+                            d_query,
+                            d,
+                            &config.din.hidden,
+                            config.din.softmax,
+                            &mut din_rng,
+                            device,
+                        )
+                    })
+                    .collect();
+                (Vec::new(), units)
+            }
+        };
         let h = config.hidden.last().copied().unwrap_or(d_in);
         let trunk = Trunk::new(h, &config.trunk, config.tasks.len(), &mut rng, device);
         let towers = (0..config.tasks.len())
@@ -233,6 +257,7 @@ impl RankerNet {
         Self {
             groups: shape.groups,
             esu,
+            din,
             bottom,
             trunk,
             towers,
@@ -326,6 +351,7 @@ impl RankerNet {
             let mut attended = Vec::with_capacity(groups.len());
             let mut at = 0;
             let mut esu = self.esu.iter();
+            let mut din = self.din.iter();
             for (i, g) in groups.iter().enumerate() {
                 let shared = rows == 1 || inputs.shared_groups.get(i).copied().unwrap_or(false);
                 // Row 0's sequence of a group every row shares: `[L, D]` and `[1, L]`.
@@ -335,9 +361,23 @@ impl RankerNet {
                     (one.reshape([g.len, d]), one_bias.reshape([1, g.len]))
                 });
                 let own = || own_positions(&items, &bias, groups.len(), at, g.len);
-                let mha = if g.heads > 0 { esu.next() } else { None };
-                attended.push(match mha {
-                    Some(mha) => {
+                let (mha, unit) = if g.heads > 0 {
+                    (esu.next(), din.next())
+                } else {
+                    (None, None)
+                };
+                attended.push(match (mha, unit) {
+                    (_, Some(unit)) => {
+                        let target = query_input(&inputs.fields, &g.query_list());
+                        match one {
+                            Some((one, one_bias)) => unit.forward_shared(target, one, one_bias),
+                            None => {
+                                let (own, own_bias) = own();
+                                unit.forward(target, own, own_bias)
+                            }
+                        }
+                    }
+                    (Some(mha), None) => {
                         let target = query_input(&inputs.fields, &g.query_list());
                         match one {
                             Some((one, one_bias)) => mha.forward_shared(target, one, one_bias),
@@ -347,7 +387,7 @@ impl RankerNet {
                             }
                         }
                     }
-                    None => {
+                    (None, None) => {
                         let query = query_input(&inputs.fields, &[g.query_field]);
                         match one {
                             Some((one, one_bias)) => shared_target_attention(query, one, one_bias),

@@ -224,6 +224,11 @@ mod tests {
         if let Some(toml::Value::Table(m)) = t.get_mut("model") {
             m.entry("foresight")
                 .or_insert(toml::Value::try_from(&s.model.foresight).unwrap());
+            // Likewise the ESU unit and DIN's settings at their defaults.
+            m.entry("esu")
+                .or_insert(toml::Value::try_from(s.model.esu).unwrap());
+            m.entry("din")
+                .or_insert(toml::Value::try_from(&s.model.din).unwrap());
         }
         t
     }
@@ -240,6 +245,8 @@ mod tests {
             ("model.tower_hidden", _) => V::Array(vec![]),
             ("model.history_sequences", _) => V::Array(vec![s("long")]),
             ("model.loss", _) => s("pu"),
+            ("model.esu", _) => s("din"),
+            ("model.din.hidden", _) => V::Array(vec![V::Integer(8), V::Integer(4)]),
             ("model.trunk.kind", _) => s("cgc"),
             ("model.sparse.optimizer", _) => s("ftrl"),
             ("history.backend", _) => s("redis"),

@@ -12,7 +12,7 @@
 //! page position, which serving cannot know when it scores (decision serve-2).
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
-mod common;
+use crate::common;
 
 use common::*;
 use liverank_history::{GsuAssembler, GsuKind, GsuRequest};

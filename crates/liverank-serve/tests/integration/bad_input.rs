@@ -6,7 +6,7 @@
 //! sets 100000 or more).
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, header};

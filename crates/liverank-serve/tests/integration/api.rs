@@ -2,7 +2,7 @@
 //! every route, every error path, the token check, the limits, the OpenAPI document.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

@@ -3,7 +3,7 @@
 //! ignored scale run that prints import / fit / evaluation times:
 //!
 //! ```text
-//! cargo test --release -p liverank-recall --test baselines -- --ignored --nocapture
+//! cargo test --release -p liverank-recall --test integration baselines -- --ignored --nocapture
 //! ```
 
 use std::time::Instant;

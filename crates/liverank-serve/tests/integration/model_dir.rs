@@ -4,7 +4,7 @@
 //! clients requesting continuously the served version never goes backwards.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

@@ -11,7 +11,7 @@
 //! Slow (four 100k-node builds, ~4 min), so ignored by default:
 //!
 //! ```text
-//! cargo test --release -p liverank-ann --test recall_100k -- --ignored --nocapture
+//! cargo test --release -p liverank-ann --test integration recall_100k -- --ignored --nocapture
 //! ```
 
 use std::time::Instant;

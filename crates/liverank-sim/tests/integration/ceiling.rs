@@ -12,7 +12,7 @@
 //! clicked or closed (a minute old) before this one, smoothed with 50 exposures of prior.
 //! The last variant is the informed ceiling LiveForesighter (issue 16) is judged against:
 //! the counter's quality with the highlight term known.
-//! Run: `cargo test -p liverank-sim --release --test ceiling -- --ignored --nocapture`.
+//! Run: `cargo test -p liverank-sim --release --test integration ceiling -- --ignored --nocapture`.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 

@@ -3,7 +3,7 @@
 //! version is refused and the previous one keeps serving.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use burn::tensor::{Device, Tensor, TensorData};
-use liverank_model::layers::{Dense, MultiHeadTargetAttention, PAD_BIAS};
+use liverank_model::layers::{Dense, DinAttention, MultiHeadTargetAttention, PAD_BIAS};
 use liverank_model::loss::{contrastive_alignment, info_nce};
 use liverank_model::rng::SplitMix64;
 
@@ -427,4 +427,313 @@ fn contrastive_alignment_is_info_nce_of_the_masked_group_means() {
     assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     assert!(got > 0.0);
     assert!(contrastive_alignment(&t, &mask, &[(false, 0, 2), (false, 2, 3)], 0.2).is_none());
+}
+
+// --- DIN's activation unit (issue 20, item 1) ---
+
+fn din(dq: usize, d: usize, hidden: &[usize], softmax: bool, rng: &mut SplitMix64) -> DinAttention {
+    DinAttention::new(dq, d, hidden, softmax, rng, &device())
+}
+
+fn dense_values(l: &Dense) -> (Vec<f32>, Vec<f32>, usize) {
+    let w = vec_of(l.weight.val());
+    let out = l.bias.dims()[0];
+    (w, vec_of(l.bias.val()), out)
+}
+
+/// `x W + b` of one row, in f64 (row-major `[d_in, d_out]`).
+fn affine(x: &[f64], (w, b, out): &(Vec<f32>, Vec<f32>, usize)) -> Vec<f64> {
+    (0..*out)
+        .map(|j| {
+            f64::from(b[j])
+                + x.iter()
+                    .enumerate()
+                    .map(|(i, xi)| xi * f64::from(w[i * out + j]))
+                    .sum::<f64>()
+        })
+        .collect()
+}
+
+/// DIN written out the naive way, in f64: the concatenation `[q, k, q − k, q ⊙ k]` of
+/// every item through the unit, raw or softmax weights, zero on padding, `Σ wᵢ kᵢ`.
+fn din_reference(
+    unit: &DinAttention,
+    target: &[f32],
+    items: &[f32],
+    mask: &[bool],
+    (b, l, d): (usize, usize, usize),
+) -> (Vec<f64>, Vec<f64>) {
+    let dq = target.len() / b;
+    let query = dense_values(&unit.query);
+    let layers: Vec<_> = std::iter::once(&unit.first)
+        .chain(&unit.rest)
+        .map(dense_values)
+        .collect();
+    let out_layer = dense_values(&unit.out);
+    let (mut outputs, mut weights) = (vec![0.0; b * d], vec![0.0; b * l]);
+    for r in 0..b {
+        let x: Vec<f64> = target[r * dq..(r + 1) * dq]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let q = affine(&x, &query);
+        let mut raw = vec![0.0; l];
+        for p in 0..l {
+            let k: Vec<f64> = items[(r * l + p) * d..(r * l + p + 1) * d]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            let mut h: Vec<f64> = q
+                .iter()
+                .copied()
+                .chain(k.iter().copied())
+                .chain(q.iter().zip(&k).map(|(a, c)| a - c))
+                .chain(q.iter().zip(&k).map(|(a, c)| a * c))
+                .collect();
+            for layer in &layers {
+                h = affine(&h, layer).into_iter().map(|v| v.max(0.0)).collect();
+            }
+            raw[p] = affine(&h, &out_layer)[0];
+        }
+        let valid: Vec<usize> = (0..l).filter(|&p| mask[r * l + p]).collect();
+        let w: Vec<f64> = if unit.softmax {
+            let m = valid.iter().map(|&p| raw[p]).fold(f64::MIN, f64::max);
+            let z: f64 = valid.iter().map(|&p| (raw[p] - m).exp()).sum();
+            (0..l)
+                .map(|p| {
+                    if mask[r * l + p] {
+                        (raw[p] - m).exp() / z
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        } else {
+            (0..l)
+                .map(|p| if mask[r * l + p] { raw[p] } else { 0.0 })
+                .collect()
+        };
+        for p in 0..l {
+            weights[r * l + p] = w[p];
+            for j in 0..d {
+                outputs[r * d + j] += w[p] * f64::from(items[(r * l + p) * d + j]);
+            }
+        }
+    }
+    (outputs, weights)
+}
+
+/// The smallest |pre-activation| of the unit's first layer over the valid items: a finite
+/// difference step that crosses a ReLU's kink measures a different slope, so the gradient
+/// check uses weights whose pre-activations stay clear of 0.
+fn din_kink_margin(
+    unit: &DinAttention,
+    target: &[f32],
+    items: &[f32],
+    mask: &[bool],
+    (b, l, d): (usize, usize, usize),
+) -> f64 {
+    let dq = target.len() / b;
+    let (query, first) = (dense_values(&unit.query), dense_values(&unit.first));
+    let mut margin = f64::MAX;
+    for r in 0..b {
+        let x: Vec<f64> = target[r * dq..(r + 1) * dq]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let q = affine(&x, &query);
+        for p in (0..l).filter(|&p| mask[r * l + p]) {
+            let k: Vec<f64> = items[(r * l + p) * d..(r * l + p + 1) * d]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            let h: Vec<f64> = q
+                .iter()
+                .copied()
+                .chain(k.iter().copied())
+                .chain(q.iter().zip(&k).map(|(a, c)| a - c))
+                .chain(q.iter().zip(&k).map(|(a, c)| a * c))
+                .collect();
+            for v in affine(&h, &first) {
+                margin = margin.min(v.abs());
+            }
+        }
+    }
+    margin
+}
+
+/// Identity query projection, D = 2, one hidden unit reading only the `q ⊙ k` block with
+/// weights (1, 1), so an item's weight is relu(q·k): query (1, 2) over items (1, 0), (0, 1)
+/// and a padded (5, 5) gives weights 1, 2, 0 and output (1, 2); with the softmax, weights
+/// (e, e²)/(e + e²) = 0.2689414, 0.7310586 and the output is those two numbers.
+#[test]
+fn din_matches_a_hand_computation_and_padding_gets_exactly_zero_weight() {
+    let dev = device();
+    let zeros = |n: usize| vec![0.0f32; n];
+    let mut first = zeros(8);
+    first[6] = 1.0;
+    first[7] = 1.0;
+    let make = |softmax: bool| DinAttention {
+        query: Dense::from_values(2, 2, identity(2), zeros(2), &dev),
+        first: Dense::from_values(8, 1, first.clone(), zeros(1), &dev),
+        rest: Vec::new(),
+        out: Dense::from_values(1, 1, vec![1.0], zeros(1), &dev),
+        softmax,
+    };
+    // Row 0: the case above; row 1: only padding.
+    let q = tensor(&[1.0, 2.0, 1.0, 2.0], [2, 2], false);
+    let items = tensor(
+        &[1.0, 0.0, 0.0, 1.0, 5.0, 5.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0],
+        [2, 3, 2],
+        false,
+    );
+    let mask = [true, true, false, false, false, false];
+    let raw = make(false);
+    assert_eq!(
+        vec_of(raw.weights(q.clone(), items.clone(), bias(&mask, [2, 1, 3]))),
+        vec![1.0, 2.0, 0.0, 0.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        vec_of(raw.forward(q.clone(), items.clone(), bias(&mask, [2, 1, 3]))),
+        vec![1.0, 2.0, 0.0, 0.0]
+    );
+    let soft = make(true);
+    let w = vec_of(soft.weights(q.clone(), items.clone(), bias(&mask, [2, 1, 3])));
+    let e = std::f32::consts::E;
+    let (w0, w1) = (e / (e + e * e), e * e / (e + e * e));
+    for (got, want) in w.iter().zip([w0, w1, 0.0, 0.0, 0.0, 0.0]) {
+        assert!((got - want).abs() < 1e-6, "{w:?}");
+    }
+    assert_eq!(w[2], 0.0, "padding weighs exactly 0 under the softmax");
+    let out = vec_of(soft.forward(q, items, bias(&mask, [2, 1, 3])));
+    for (got, want) in out.iter().zip([w0, w1, 0.0, 0.0]) {
+        assert!((got - want).abs() < 1e-6, "{out:?}");
+    }
+}
+
+/// The by-parts first layer and the shared path equal DIN computed naively on the
+/// concatenation, for raw and softmax weights and two hidden layers.
+#[test]
+fn din_equals_the_naive_concatenation_and_its_shared_path() {
+    let mut rng = SplitMix64::new(23);
+    let (b, l, d, dq) = (3, 5, 4, 6);
+    let target = values(&mut rng, b * dq, 1.0);
+    let items = values(&mut rng, b * l * d, 1.0);
+    let mask: Vec<bool> = (0..b * l).map(|i| i % 4 != 3).collect();
+    for softmax in [false, true] {
+        let unit = din(dq, d, &[7, 3], softmax, &mut rng);
+        let (want_out, want_w) = din_reference(&unit, &target, &items, &mask, (b, l, d));
+        let m = bias(&mask, [b, 1, l]);
+        let got_w = vec_of(unit.weights(
+            tensor(&target, [b, dq], false),
+            tensor(&items, [b, l, d], false),
+            m.clone(),
+        ));
+        let got_out = vec_of(unit.forward(
+            tensor(&target, [b, dq], false),
+            tensor(&items, [b, l, d], false),
+            m,
+        ));
+        for (g, w) in got_w.iter().zip(&want_w) {
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-5,
+                "softmax {softmax}: {got_w:?} vs {want_w:?}"
+            );
+        }
+        for (g, w) in got_out.iter().zip(&want_out) {
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-5,
+                "softmax {softmax}: {got_out:?} vs {want_out:?}"
+            );
+        }
+        // Shared: row 0's sequence for every query equals the per-row path over copies.
+        let one = &items[..l * d];
+        let copies: Vec<f32> = (0..b).flat_map(|_| one.iter().copied()).collect();
+        let one_mask: Vec<bool> = (0..b).flat_map(|_| mask[..l].iter().copied()).collect();
+        let per_row = vec_of(unit.forward(
+            tensor(&target, [b, dq], false),
+            tensor(&copies, [b, l, d], false),
+            bias(&one_mask, [b, 1, l]),
+        ));
+        let b1: Vec<f32> = mask[..l]
+            .iter()
+            .map(|&m| if m { 0.0 } else { PAD_BIAS })
+            .collect();
+        let shared = vec_of(unit.forward_shared(
+            tensor(&target, [b, dq], false),
+            tensor(one, [l, d], false),
+            tensor(&b1, [1, l], false),
+        ));
+        for (s, p) in shared.iter().zip(&per_row) {
+            assert!(
+                (s - p).abs() < 1e-5,
+                "shared {shared:?} vs per row {per_row:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn din_gradients_match_finite_differences() {
+    let mut rng = SplitMix64::new(34);
+    let (b, l, d, dq) = (2, 4, 4, 6);
+    let mask = [true, true, true, false, true, false, true, true];
+    let target = values(&mut rng, b * dq, 1.0);
+    let items = values(&mut rng, b * l * d, 1.0);
+    for softmax in [false, true] {
+        let unit = din(dq, d, &[5], softmax, &mut rng);
+        // The first layer's inputs stay below 4 in magnitude here, so a step of 2e-3 in one
+        // input or weight moves a pre-activation by less than 0.008.
+        let margin = din_kink_margin(&unit, &target, &items, &mask, (b, l, d));
+        assert!(
+            margin > 0.008,
+            "seeded weights sit {margin} from a ReLU kink"
+        );
+        check("din query", &target, [b, dq], |q| {
+            project(
+                unit.forward(q, tensor(&items, [b, l, d], false), bias(&mask, [b, 1, l])),
+                3,
+            )
+        });
+        check("din items", &items, [b, l, d], |k| {
+            project(
+                unit.forward(tensor(&target, [b, dq], false), k, bias(&mask, [b, 1, l])),
+                3,
+            )
+        });
+        // The first layer's weights, through the by-parts product.
+        let w0 = vec_of(unit.first.weight.val());
+        check("din first layer", &w0, [4 * d, 5], |w| {
+            let u = DinAttention {
+                first: Dense {
+                    weight: burn::module::Param::from_tensor(w),
+                    bias: unit.first.bias.clone(),
+                },
+                ..unit.clone()
+            };
+            project(
+                u.forward(
+                    tensor(&target, [b, dq], false),
+                    tensor(&items, [b, l, d], false),
+                    bias(&mask, [b, 1, l]),
+                ),
+                7,
+            )
+        });
+        let one: Vec<f32> = items[..l * d].to_vec();
+        let b1: Vec<f32> = mask[..l]
+            .iter()
+            .map(|&m| if m { 0.0 } else { PAD_BIAS })
+            .collect();
+        check("shared din items", &one, [l, d], |k| {
+            project(
+                unit.forward_shared(
+                    tensor(&target, [b, dq], false),
+                    k,
+                    tensor(&b1, [1, l], false),
+                ),
+                5,
+            )
+        });
+    }
 }

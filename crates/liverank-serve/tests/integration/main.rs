@@ -1,0 +1,10 @@
+//! The crate's integration tests, one module per area, in one test binary: each test
+//! binary links the whole dependency tree, so one binary instead of many keeps the
+//! build's disk and link time down (CI once ran out of disk linking them).
+
+mod api;
+mod bad_input;
+mod common;
+mod hot_swap;
+mod model_dir;
+mod skew;

@@ -1,0 +1,7 @@
+//! The crate's integration tests, one module per area, in one test binary: each test
+//! binary links the whole dependency tree, so one binary instead of many keeps the
+//! build's disk and link time down (CI once ran out of disk linking them).
+
+mod ceiling;
+mod faults;
+mod realism;
