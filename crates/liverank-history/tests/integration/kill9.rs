@@ -5,7 +5,7 @@
 //! acknowledged batches, or those plus the one in flight.
 //!
 //! The child is this same test binary, re-run with `--ignored --exact` on
-//! `child_appends_until_killed` and the store directory in an environment variable; it
+//! `kill9::child_appends_until_killed` and the store directory in an environment variable; it
 //! prints `acked N` after each append returns.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
@@ -93,7 +93,7 @@ fn embedded_store_survives_sigkill_mid_append() {
     // Kill after a varying number of acknowledgements, then reopen and go on appending.
     for (round, kill_after) in [1u64, 7, 3, 19, 2, 11].into_iter().enumerate() {
         let mut child = Command::new(&exe)
-            .args(["--ignored", "--exact", "child_appends_until_killed"])
+            .args(["--ignored", "--exact", "kill9::child_appends_until_killed"])
             .args(["--nocapture", "--test-threads", "1"])
             .env(DIR_VAR, dir.path())
             .env(START_VAR, committed.to_string())
