@@ -241,6 +241,9 @@ pub struct RankerConfig {
     /// DIN's activation unit, when `esu = "din"`.
     #[serde(skip_serializing_if = "DinConfig::is_default")]
     pub din: DinConfig,
+    /// DIEN's auxiliary loss, when `esu = "dien"`.
+    #[serde(skip_serializing_if = "DienConfig::is_default")]
+    pub dien: DienConfig,
     /// λ of the contrastive alignment (eq. 6): InfoNCE between L2(mean(V_mixed)) and
     /// L2(mean(V_x)) for every other configured history sequence x, with in-batch
     /// negatives, added to the ranking loss with this weight. 0 = off.
@@ -278,6 +281,9 @@ pub enum EsuUnit {
     Attention,
     /// DIN's activation unit ([`crate::layers::DinAttention`]).
     Din,
+    /// DIEN's GRU interest extractor and AUGRU interest evolution
+    /// ([`crate::dien::DienUnit`]), with the auxiliary loss of `[model.dien]`.
+    Dien,
 }
 
 impl EsuUnit {
@@ -307,6 +313,26 @@ impl Default for DinConfig {
 }
 
 impl DinConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// DIEN's settings: the weight of the extractor's auxiliary next-behaviour loss.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DienConfig {
+    /// α of the auxiliary loss added to the ranking loss (the paper's default is 1).
+    pub aux_weight: f32,
+}
+
+impl Default for DienConfig {
+    fn default() -> Self {
+        Self { aux_weight: 1.0 }
+    }
+}
+
+impl DienConfig {
     fn is_default(&self) -> bool {
         *self == Self::default()
     }
@@ -461,6 +487,7 @@ impl Default for RankerConfig {
             esu_heads: 0,
             esu: EsuUnit::Attention,
             din: DinConfig::default(),
+            dien: DienConfig::default(),
             contrastive_weight: 0.0,
             contrastive_temperature: 0.1,
             history_prior: 0.0,
@@ -541,6 +568,12 @@ impl RankerConfig {
         if self.esu == EsuUnit::Din && (self.din.hidden.is_empty() || self.din.hidden.contains(&0))
         {
             return bad("din.hidden must list positive widths".into());
+        }
+        if !(self.dien.aux_weight.is_finite() && self.dien.aux_weight >= 0.0) {
+            return bad(format!(
+                "dien.aux_weight must be a finite number ≥ 0, not {}",
+                self.dien.aux_weight
+            ));
         }
         if !(self.contrastive_weight >= 0.0 && self.contrastive_weight.is_finite()) {
             return bad("contrastive_weight must be finite and >= 0".into());

@@ -333,10 +333,10 @@ impl FeatureBuilder {
             history: config.history_sequences.clone(),
             history_len: config.history_len,
             history_profile: config.history_profile,
-            // DIN is a parameterised unit like the multi-head ESU: its groups carry
-            // `heads = 1` and the target's query fields; the network reads which unit.
+            // DIN and DIEN are parameterised units like the multi-head ESU: their groups
+            // carry `heads = 1` and the target's query fields; the network reads which unit.
             esu_heads: match config.esu {
-                crate::config::EsuUnit::Din => 1,
+                crate::config::EsuUnit::Din | crate::config::EsuUnit::Dien => 1,
                 crate::config::EsuUnit::Attention => config.esu_heads,
             },
             history_prior: config.history_prior,

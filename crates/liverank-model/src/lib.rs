@@ -14,6 +14,7 @@
 //! [`Scorer`].
 
 pub mod config;
+pub mod dien;
 pub mod embedding;
 pub mod error;
 pub mod features;
@@ -27,8 +28,8 @@ pub mod soft;
 pub mod trainer;
 
 pub use config::{
-    DinConfig, EsuUnit, HistorySequence, LossKind, RankerConfig, SparseConfig, SparseOptimizer,
-    TrunkConfig, TrunkKind,
+    DienConfig, DinConfig, EsuUnit, HistorySequence, LossKind, RankerConfig, SparseConfig,
+    SparseOptimizer, TrunkConfig, TrunkKind,
 };
 pub use error::{ModelError, Result};
 pub use features::{FeatureBatch, FeatureBuilder};

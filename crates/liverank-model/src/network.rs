@@ -5,6 +5,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{EsuUnit, RankerConfig};
+use crate::dien::DienUnit;
 use crate::layers::{
     DinAttention, Mlp, MultiHeadTargetAttention, Tower, Trunk, shared_target_attention,
     target_attention,
@@ -174,6 +175,9 @@ pub struct RankerNet {
     /// DIN's activation unit of each group with `heads > 0`, in group order (with
     /// `esu = "din"`; empty otherwise, so other models keep exactly their parameters).
     pub din: Vec<DinAttention>,
+    /// DIEN's extractor and evolution of each group with `heads > 0`, in group order (with
+    /// `esu = "dien"`; empty otherwise).
+    pub dien: Vec<DienUnit>,
     /// Shared bottom over `[fields ⊕ one attention output per group ⊕ dense]`.
     pub bottom: Mlp,
     /// MMoE / CGC / PLE.
@@ -201,19 +205,19 @@ impl RankerNet {
         // The ESUs draw after the bottom so that a model without one keeps its weights.
         let mut esu_rng = SplitMix64::new(config.seed ^ 0x6573_7500);
         let parameterised = shape.groups.as_slice().iter().filter(|g| g.heads > 0);
-        let (esu, din) = match config.esu {
-            EsuUnit::Attention => (
-                parameterised
+        let (mut esu, mut din, mut dien) = (Vec::new(), Vec::new(), Vec::new());
+        match config.esu {
+            EsuUnit::Attention => {
+                esu = parameterised
                     .map(|g| {
                         let d_query = g.query_list().len() * d;
                         MultiHeadTargetAttention::new(d_query, d, g.heads, &mut esu_rng, device)
                     })
-                    .collect(),
-                Vec::new(),
-            ),
+                    .collect();
+            }
             EsuUnit::Din => {
                 let mut din_rng = SplitMix64::new(config.seed ^ 0x6469_6e00);
-                let units = parameterised
+                din = parameterised
                     .map(|g| {
                         let d_query = g.query_list().len() * d;
                         DinAttention::new(
@@ -226,9 +230,14 @@ impl RankerNet {
                         )
                     })
                     .collect();
-                (Vec::new(), units)
             }
-        };
+            EsuUnit::Dien => {
+                let mut dien_rng = SplitMix64::new(config.seed ^ 0x0064_6965_6e00);
+                dien = parameterised
+                    .map(|g| DienUnit::new(g.query_list().len() * d, d, &mut dien_rng, device))
+                    .collect();
+            }
+        }
         let h = config.hidden.last().copied().unwrap_or(d_in);
         let trunk = Trunk::new(h, &config.trunk, config.tasks.len(), &mut rng, device);
         let towers = (0..config.tasks.len())
@@ -258,6 +267,7 @@ impl RankerNet {
             groups: shape.groups,
             esu,
             din,
+            dien,
             bottom,
             trunk,
             towers,
@@ -273,8 +283,20 @@ impl RankerNet {
 
     /// `[B, T]` logits.
     pub fn forward(&self, inputs: NetInputs) -> Tensor<2> {
-        let x = self.bottom_input(inputs);
+        let x = self.bottom_input(inputs, None);
         self.heads(self.bottom.forward(x))
+    }
+
+    /// [`RankerNet::forward`] for training: also the sum of the DIEN groups' auxiliary
+    /// losses (`None` without DIEN), which the trainer weights by `dien.aux_weight`.
+    pub fn forward_train(&self, inputs: NetInputs) -> (Tensor<2>, Option<Tensor<1>>) {
+        if self.dien.is_empty() {
+            return (self.forward(inputs), None);
+        }
+        let mut aux = Vec::new();
+        let x = self.bottom_input(inputs, Some(&mut aux));
+        let aux = aux.into_iter().reduce(|a, b| a + b);
+        (self.heads(self.bottom.forward(x)), aux)
     }
 
     /// [`RankerNet::forward`] for a batch whose rows share some fields, as a serving request
@@ -290,7 +312,7 @@ impl RankerNet {
         if b < 2 || shared_fields.len() != f || !shared_fields.iter().any(|&s| s) {
             return self.forward(inputs);
         }
-        let x = self.bottom_input(inputs);
+        let x = self.bottom_input(inputs, None);
         let d_in = x.dims()[1];
         let shared = |c: usize| c < f * d && shared_fields[c / d];
         let (shared_cols, other_cols): (Vec<usize>, Vec<usize>) =
@@ -329,8 +351,9 @@ impl RankerNet {
         Tensor::cat(logits, 1)
     }
 
-    /// The bottom's input `[fields ⊕ one attention output per group ⊕ dense]`.
-    fn bottom_input(&self, inputs: NetInputs) -> Tensor<2> {
+    /// The bottom's input `[fields ⊕ one attention output per group ⊕ dense]`; with `aux`,
+    /// the DIEN groups' auxiliary losses are pushed there (training).
+    fn bottom_input(&self, inputs: NetInputs, mut aux: Option<&mut Vec<Tensor<1>>>) -> Tensor<2> {
         let [b, f, d] = inputs.fields.dims();
         let groups = self.groups.as_slice();
         debug_assert!(
@@ -352,6 +375,7 @@ impl RankerNet {
             let mut at = 0;
             let mut esu = self.esu.iter();
             let mut din = self.din.iter();
+            let mut dien = self.dien.iter();
             for (i, g) in groups.iter().enumerate() {
                 let shared = rows == 1 || inputs.shared_groups.get(i).copied().unwrap_or(false);
                 // Row 0's sequence of a group every row shares: `[L, D]` and `[1, L]`.
@@ -361,33 +385,46 @@ impl RankerNet {
                     (one.reshape([g.len, d]), one_bias.reshape([1, g.len]))
                 });
                 let own = || own_positions(&items, &bias, groups.len(), at, g.len);
-                let (mha, unit) = if g.heads > 0 {
-                    (esu.next(), din.next())
+                let pooling = if g.heads == 0 {
+                    Pooling::Plain
+                } else if let Some(unit) = dien.next() {
+                    Pooling::Dien(unit)
+                } else if let Some(unit) = din.next() {
+                    Pooling::Din(unit)
                 } else {
-                    (None, None)
+                    esu.next().map_or(Pooling::Plain, Pooling::Mha)
                 };
-                attended.push(match (mha, unit) {
-                    (_, Some(unit)) => {
-                        let target = query_input(&inputs.fields, &g.query_list());
-                        match one {
-                            Some((one, one_bias)) => unit.forward_shared(target, one, one_bias),
-                            None => {
-                                let (own, own_bias) = own();
-                                unit.forward(target, own, own_bias)
+                let target = || query_input(&inputs.fields, &g.query_list());
+                attended.push(match (pooling, one) {
+                    (Pooling::Dien(unit), Some((one, one_bias))) => {
+                        unit.forward_shared(target(), one, one_bias)
+                    }
+                    (Pooling::Dien(unit), None) => {
+                        let (own, own_bias) = own();
+                        match aux.as_deref_mut() {
+                            Some(losses) => {
+                                let (out, loss) = unit.forward_with_aux(target(), own, own_bias);
+                                losses.extend(loss);
+                                out
                             }
+                            None => unit.forward(target(), own, own_bias),
                         }
                     }
-                    (Some(mha), None) => {
-                        let target = query_input(&inputs.fields, &g.query_list());
-                        match one {
-                            Some((one, one_bias)) => mha.forward_shared(target, one, one_bias),
-                            None => {
-                                let (own, own_bias) = own();
-                                mha.forward(target, own, own_bias)
-                            }
-                        }
+                    (Pooling::Din(unit), Some((one, one_bias))) => {
+                        unit.forward_shared(target(), one, one_bias)
                     }
-                    (None, None) => {
+                    (Pooling::Din(unit), None) => {
+                        let (own, own_bias) = own();
+                        unit.forward(target(), own, own_bias)
+                    }
+                    (Pooling::Mha(mha), Some((one, one_bias))) => {
+                        mha.forward_shared(target(), one, one_bias)
+                    }
+                    (Pooling::Mha(mha), None) => {
+                        let (own, own_bias) = own();
+                        mha.forward(target(), own, own_bias)
+                    }
+                    (Pooling::Plain, one) => {
                         let query = query_input(&inputs.fields, &[g.query_field]);
                         match one {
                             Some((one, one_bias)) => shared_target_attention(query, one, one_bias),
@@ -424,6 +461,18 @@ impl RankerNet {
             Tensor::cat(parts, 1)
         }
     }
+}
+
+/// How a group's sequence is pooled into one vector.
+enum Pooling<'a> {
+    /// Parameter-free single-head target attention.
+    Plain,
+    /// The multi-head ESU.
+    Mha(&'a MultiHeadTargetAttention),
+    /// DIN's activation unit.
+    Din(&'a DinAttention),
+    /// DIEN's extractor and AUGRU.
+    Dien(&'a DienUnit),
 }
 
 /// The query input of a group: the embeddings of `fields` side by side, `[B, n·D]`.

@@ -182,7 +182,7 @@ impl Trainer {
         let inputs = tensors(batch, values, &self.device, true);
         let (fields_leaf, seq_leaf) = (inputs.fields.clone(), inputs.seq.clone());
         let gather_s = clock.elapsed().as_secs_f64();
-        let logits = self.net()?.forward(inputs);
+        let (logits, aux) = self.net()?.forward_train(inputs);
         let scores = if scored {
             to_vec(burn::tensor::activation::sigmoid(logits.clone()).into_data())?
         } else {
@@ -196,6 +196,7 @@ impl Trainer {
             batch,
         );
         let loss = self.with_alignment(loss, seq_leaf.as_ref(), batch);
+        let loss = add_auxiliary(&self.config, loss, aux);
         let loss_value = scalar(&loss);
         let mut grads = loss.backward();
         let forward_backward_s = clock.elapsed().as_secs_f64() - gather_s;
@@ -303,9 +304,10 @@ impl Trainer {
                     let clock = std::time::Instant::now();
                     let inputs = tensors(&batch, values, device, true);
                     let (fields_leaf, seq_leaf) = (inputs.fields.clone(), inputs.seq.clone());
-                    let logits = net.as_ref().ok_or_else(lost)?.forward(inputs);
+                    let (logits, aux) = net.as_ref().ok_or_else(lost)?.forward_train(inputs);
                     let loss = batch_loss(config.loss, task_weights, device, logits, &batch);
                     let loss = add_alignment(config, align, loss, seq_leaf.as_ref(), &batch);
+                    let loss = add_auxiliary(config, loss, aux);
                     let loss_value = scalar(&loss);
                     let mut grads = loss.backward();
                     let leaves = leaf_gradients(fields_leaf, seq_leaf, &mut grads)?;
@@ -357,7 +359,7 @@ impl Trainer {
         let gathered = self.gather(batch, false);
         let inputs = tensors(batch, gathered.values, &self.device, false);
         let seq = inputs.seq.clone();
-        let logits = self.net()?.forward(inputs);
+        let (logits, aux) = self.net()?.forward_train(inputs);
         let loss = batch_loss(
             self.config.loss,
             &self.task_weights,
@@ -365,7 +367,8 @@ impl Trainer {
             logits,
             batch,
         );
-        Ok(scalar(&self.with_alignment(loss, seq.as_ref(), batch)))
+        let loss = self.with_alignment(loss, seq.as_ref(), batch);
+        Ok(scalar(&add_auxiliary(&self.config, loss, aux)))
     }
 
     /// The ranking loss plus λ times the contrastive alignment of the history groups.
@@ -754,6 +757,16 @@ fn add_alignment(
     ) {
         Some(cl) => loss + cl.mul_scalar(f64::from(config.contrastive_weight)),
         None => loss,
+    }
+}
+
+/// The ranking loss plus α times DIEN's auxiliary loss, when the network has DIEN groups.
+fn add_auxiliary(config: &RankerConfig, loss: Tensor<1>, aux: Option<Tensor<1>>) -> Tensor<1> {
+    match aux {
+        Some(aux) if config.dien.aux_weight > 0.0 => {
+            loss + aux.mul_scalar(f64::from(config.dien.aux_weight))
+        }
+        _ => loss,
     }
 }
 

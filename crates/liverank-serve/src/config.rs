@@ -18,6 +18,8 @@ pub struct RecallQuotas {
     pub embedding: usize,
     /// Popular rooms on air now, by recent enters and viewers (200).
     pub popular: usize,
+    /// Rooms of authors related to the user's through the author graph (100).
+    pub graph: usize,
     /// Top categories of the user's history the category source reads (3).
     pub top_categories: usize,
 }
@@ -29,7 +31,36 @@ impl Default for RecallQuotas {
             category: 200,
             embedding: 200,
             popular: 200,
+            graph: 100,
             top_categories: 3,
+        }
+    }
+}
+
+/// The author graph of graph recall (`[serve.graph]`, [`crate::graph::AuthorGraph`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphConfig {
+    /// A user's last this many engaged authors are each co-viewed with the next (5).
+    pub window: usize,
+    /// Co-viewed authors kept per author, and authors kept per category (64).
+    pub max_neighbours: usize,
+    /// Weight of author ↔ category ↔ author relations beside co-viewing (0.5).
+    pub category_weight: f64,
+    /// Weight of the second co-viewing hop (0.5).
+    pub second_hop: f64,
+    /// Seed authors per request: the followed ones, then engaged history authors (10).
+    pub seeds: usize,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self {
+            window: 5,
+            max_neighbours: 64,
+            category_weight: 0.5,
+            second_hop: 0.5,
+            seeds: 10,
         }
     }
 }
@@ -63,6 +94,8 @@ pub struct ServeConfig {
     pub model_poll_ms: u64,
     /// Recall quotas.
     pub recall: RecallQuotas,
+    /// The author graph of the graph recall source.
+    pub graph: GraphConfig,
     /// How candidates are ordered: by the model, or by popularity alone (a baseline arm of
     /// an A/B test; it needs no model).
     pub ranking: RankingMode,
@@ -112,6 +145,7 @@ impl Default for ServeConfig {
             exposure_log: 200_000,
             model_poll_ms: 200,
             recall: RecallQuotas::default(),
+            graph: GraphConfig::default(),
             ranking: RankingMode::Model,
         }
     }
@@ -136,6 +170,14 @@ impl ServeConfig {
             if v == 0 {
                 return bad(format!("serve.{name} must be positive"));
             }
+        }
+        let g = &self.graph;
+        let weight = |w: f64| w.is_finite() && w >= 0.0;
+        if !(weight(g.category_weight) && weight(g.second_hop)) {
+            return bad("serve.graph.category_weight and second_hop must be finite and ≥ 0".into());
+        }
+        if g.max_neighbours == 0 {
+            return bad("serve.graph.max_neighbours must be positive".into());
         }
         for (task, a) in &self.alpha {
             if !a.is_finite() || *a < 0.0 {

@@ -39,6 +39,7 @@ pub mod config;
 pub mod error;
 pub mod exposure_log;
 pub mod foresight;
+pub mod graph;
 pub mod loadgen;
 pub mod metrics;
 pub mod model;
@@ -47,7 +48,7 @@ pub mod recall;
 pub mod world;
 
 pub use api::{AppState, app};
-pub use config::{RankingMode, RecallQuotas, ServeConfig};
+pub use config::{GraphConfig, RankingMode, RecallQuotas, ServeConfig};
 pub use error::{Result, ServeError};
 pub use exposure_log::{ExposureLog, ServedExposure};
 pub use foresight::{Foresight, LiveForecast, NextC3};

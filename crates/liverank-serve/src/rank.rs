@@ -234,6 +234,12 @@ impl Recommender {
             Vec::new()
         };
         let index = ExactIndex::new(vectors);
+        let related = if self.config.recall.graph > 0 {
+            let seeds = crate::graph::seed_authors(&follows, &records, self.config.graph.seeds);
+            world.related_authors(&seeds, self.config.recall.graph)
+        } else {
+            Vec::new()
+        };
         let ctx = RecallContext {
             user,
             rooms: &rooms,
@@ -242,6 +248,7 @@ impl Recommender {
             user_vector,
             index: &index,
             top_categories: self.config.recall.top_categories,
+            related: &related,
         };
         let cold_start = follows.is_empty() && records.is_empty() && user_vector.is_none();
         let recalled = recall::merge(

@@ -7,6 +7,8 @@
 //!   most popular first;
 //! * [`EmbeddingRecall`]: user vector · room vector of the model's embedding table, over
 //!   a [`RoomIndex`] (exact today, an ANN index later);
+//! * [`GraphRecall`]: rooms of authors related to the user's in the author graph
+//!   ([`crate::graph`]: co-viewing and shared categories, one and two hops);
 //! * [`Popular`]: the most popular rooms on air (the cold-start source).
 //!
 //! [`merge`] takes each source's rooms up to its quota in source order and deduplicates:
@@ -27,6 +29,8 @@ pub enum RecallSource {
     Followed,
     /// One of the user's top categories.
     Category,
+    /// Related in the author graph.
+    Graph,
     /// Nearest to the user's embedding.
     Embedding,
     /// Popular on air now.
@@ -35,9 +39,10 @@ pub enum RecallSource {
 
 impl RecallSource {
     /// Every source, in merge order.
-    pub const ALL: [RecallSource; 4] = [
+    pub const ALL: [RecallSource; 5] = [
         RecallSource::Followed,
         RecallSource::Category,
+        RecallSource::Graph,
         RecallSource::Embedding,
         RecallSource::Popular,
     ];
@@ -47,6 +52,7 @@ impl RecallSource {
         match self {
             RecallSource::Followed => "followed",
             RecallSource::Category => "category",
+            RecallSource::Graph => "graph",
             RecallSource::Embedding => "embedding",
             RecallSource::Popular => "popular",
         }
@@ -57,6 +63,7 @@ impl RecallSource {
         match self {
             RecallSource::Followed => q.followed,
             RecallSource::Category => q.category,
+            RecallSource::Graph => q.graph,
             RecallSource::Embedding => q.embedding,
             RecallSource::Popular => q.popular,
         }
@@ -115,6 +122,9 @@ pub struct RecallContext<'a> {
     pub index: &'a dyn RoomIndex,
     /// Top categories the category source reads.
     pub top_categories: usize,
+    /// Authors related to the user's in the author graph, strongest first (the world's
+    /// [`crate::World::related_authors`]; empty without a graph).
+    pub related: &'a [AuthorId],
 }
 
 impl std::fmt::Debug for RecallContext<'_> {
@@ -210,6 +220,37 @@ impl Recall for TopCategories {
     }
 }
 
+/// Rooms of the authors related to the user's, in the graph's order (an author's rooms
+/// by live id). Followed authors are left to [`Followed`]: the graph's hop 0 (a seed
+/// itself) adds the rooms of history authors the user does not follow.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GraphRecall;
+
+impl Recall for GraphRecall {
+    fn source(&self) -> RecallSource {
+        RecallSource::Graph
+    }
+    fn recall(&self, ctx: &RecallContext<'_>, quota: usize, out: &mut Vec<usize>) {
+        out.clear();
+        if ctx.related.is_empty() {
+            return;
+        }
+        let mut by_author: HashMap<AuthorId, Vec<usize>> = HashMap::new();
+        for (i, r) in ctx.rooms.iter().enumerate() {
+            by_author.entry(r.author).or_default().push(i);
+        }
+        for a in ctx.related.iter().filter(|a| !ctx.follows.contains(a)) {
+            if out.len() >= quota {
+                break;
+            }
+            if let Some(rooms) = by_author.get(a) {
+                out.extend(rooms.iter().copied());
+            }
+        }
+        out.truncate(quota);
+    }
+}
+
 /// Rooms nearest to the user's vector.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EmbeddingRecall;
@@ -240,11 +281,12 @@ impl Recall for Popular {
     }
 }
 
-/// The four v1 sources in merge order.
+/// The sources in merge order: followed, category, graph, embedding, popular.
 pub fn default_sources() -> Vec<Box<dyn Recall>> {
     vec![
         Box::new(Followed),
         Box::new(TopCategories),
+        Box::new(GraphRecall),
         Box::new(EmbeddingRecall),
         Box::new(Popular),
     ]
@@ -330,12 +372,14 @@ mod tests {
             user_vector: Some(&user_vector),
             index: &index,
             top_categories: 2,
+            related: &[],
         };
         let quotas = RecallQuotas {
             followed: 5,
             category: 5,
             embedding: 2,
             popular: 2,
+            graph: 5,
             top_categories: 2,
         };
         let got = merge(&default_sources(), &ctx, &quotas, 10);
@@ -363,5 +407,36 @@ mod tests {
         let capped = merge(&default_sources(), &ctx, &quotas, 2);
         assert_eq!(capped.len(), 2);
         assert_eq!(capped[1].sources, vec![Embedding, Popular]);
+    }
+
+    #[test]
+    fn graph_rooms_come_after_category_in_the_graphs_order_without_followed_authors() {
+        let rooms = [
+            room(10, 1, 5, 1.0),
+            room(11, 2, 6, 9.0),
+            room(12, 3, 5, 4.0),
+            room(13, 4, 7, 7.0),
+        ];
+        let index = ExactIndex::new(vec![None; 4]);
+        let ctx = RecallContext {
+            user: UserId(1),
+            rooms: &rooms,
+            follows: &[AuthorId(3)],
+            history: &[],
+            user_vector: None,
+            index: &index,
+            top_categories: 2,
+            // Author 3 is followed (its room is the followed source's), 9 is not on air.
+            related: &[AuthorId(4), AuthorId(3), AuthorId(9), AuthorId(1)],
+        };
+        let quotas = RecallQuotas {
+            popular: 0,
+            graph: 2,
+            ..RecallQuotas::default()
+        };
+        let got = merge(&default_sources(), &ctx, &quotas, 10);
+        use RecallSource::*;
+        let want = [(2, vec![Followed]), (3, vec![Graph]), (0, vec![Graph])];
+        assert_eq!(got, want.map(|(room, sources)| Recalled { room, sources }));
     }
 }

@@ -13,7 +13,9 @@
 //! buckets before `ts`, the room's last K products, the room's age, the hour, the entity
 //! rows), so the row the ranker scores is the row a sample of that exposure carries.
 
+use crate::config::GraphConfig;
 use crate::error::{Result, ServeError};
+use crate::graph::AuthorGraph;
 use liverank_history::{HistoryBuilder, HistoryRecord, HistoryStore};
 use liverank_samples::{FeatureContext, LiveRegistry, SampleConfig};
 use liverank_types::{
@@ -78,6 +80,12 @@ pub trait World: Send + Sync {
     fn knows_user(&self, user: UserId) -> bool;
     /// The users' interaction history.
     fn history(&self) -> &dyn HistoryStore;
+    /// Up to `max` authors related to `seeds` in the author graph, strongest first (the
+    /// graph recall source); none where the world keeps no graph.
+    fn related_authors(&self, seeds: &[AuthorId], max: usize) -> Vec<AuthorId> {
+        let _ = (seeds, max);
+        Vec::new()
+    }
 }
 
 /// What happened to one posted event.
@@ -155,6 +163,8 @@ struct LocalState {
     seen: HashSet<EventId>,
     seen_order: VecDeque<EventId>,
     newest: Option<EventTime>,
+    /// Authors by co-viewing and shared categories, from the history records built.
+    graph: AuthorGraph,
 }
 
 /// The in-process world: live registry, history (builder + store), follows, entity rows.
@@ -190,11 +200,35 @@ impl LocalWorld {
                 seen: HashSet::new(),
                 seen_order: VecDeque::new(),
                 newest: None,
+                graph: AuthorGraph::new(GraphConfig::default()),
             }),
             history,
             context,
             stats_buckets: samples.stats_buckets,
         }
+    }
+
+    /// This world with an author graph of these settings (the default ones otherwise).
+    pub fn with_graph(self, config: GraphConfig) -> Self {
+        if let Ok(mut s) = self.state.write() {
+            s.graph = AuthorGraph::new(config);
+        }
+        self
+    }
+
+    /// Counts records appended to the history store directly (a store built offline, a
+    /// benchmark) into the author graph, in order; ingested events are counted as built.
+    pub fn observe_history(&self, records: &[(UserId, HistoryRecord)]) {
+        if let Ok(mut s) = self.state.write() {
+            for (user, record) in records {
+                s.graph.observe(*user, record);
+            }
+        }
+    }
+
+    /// History records the author graph has counted.
+    pub fn graph_records(&self) -> u64 {
+        self.read().map_or(0, |s| s.graph.records())
     }
 
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, LocalState>> {
@@ -304,6 +338,22 @@ impl World for LocalWorld {
     fn history(&self) -> &dyn HistoryStore {
         self.history.as_ref()
     }
+
+    fn related_authors(&self, seeds: &[AuthorId], max: usize) -> Vec<AuthorId> {
+        if seeds.is_empty() || max == 0 {
+            return Vec::new();
+        }
+        self.read().map_or_else(
+            |_| Vec::new(),
+            |s| {
+                s.graph
+                    .related(seeds, max)
+                    .into_iter()
+                    .map(|(a, _)| a)
+                    .collect()
+            },
+        )
+    }
 }
 
 impl EventIngest for LocalWorld {
@@ -338,7 +388,11 @@ impl EventIngest for LocalWorld {
                     }
                 }
                 s.registry.apply(event);
+                let built = records.len();
                 s.builder.push(event, &mut records);
+                for (user, record) in &records[built..] {
+                    s.graph.observe(*user, record);
+                }
                 outcomes.push(IngestOutcome::Accepted);
             }
         }

@@ -65,12 +65,16 @@ fn synthetic_world(settings: &Settings, rooms: u64) -> anyhow::Result<(Arc<Local
         .unwrap_or(0);
     let history: Arc<dyn HistoryStore> = Arc::new(MemoryStore::new(&HistoryConfig::default())?);
     history.append(&records)?;
-    let world = Arc::new(LocalWorld::new(
+    let world = LocalWorld::new(
         &settings.samples,
         Arc::clone(&history),
         HistoryBuilder::new(settings.samples.long_view_ms),
         Arc::new(FeatureContext::default()),
-    ));
+    )
+    .with_graph(settings.serve.graph.clone());
+    // The records went to the store directly: the author graph counts them too.
+    world.observe_history(&records);
+    let world = Arc::new(world);
     let t0 = end - 30 * 60_000;
     let mut events = Vec::new();
     let mut id = 0u64;

@@ -18,6 +18,7 @@ mod kafka;
 mod pipeline;
 mod recall;
 mod report;
+mod room_recall;
 mod samples;
 mod serve;
 mod settings;

@@ -26,6 +26,9 @@ pub struct RecallArgs {
 enum RecallCommand {
     /// HR@K / NDCG@K of the recall baselines on an interaction log (leave-one-out, full ranking).
     Eval(EvalArgs),
+    /// Recall@K of the next entered room per serving recall source and for their merge,
+    /// against popularity, on a simulated world replayed in event time.
+    Rooms(crate::room_recall::RoomsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +69,7 @@ struct EvalArgs {
 pub fn run(settings: &Settings, args: RecallArgs) -> Result<(), Failure> {
     match args.command {
         RecallCommand::Eval(a) => eval(settings, a),
+        RecallCommand::Rooms(a) => crate::room_recall::run(settings, a),
     }
 }
 

@@ -142,12 +142,10 @@ pub fn empty_world(
         retention: settings.history.retention,
         ..HistoryConfig::default()
     })?);
-    let local = Arc::new(LocalWorld::new(
-        &settings.samples,
-        Arc::clone(&history),
-        builder,
-        context,
-    ));
+    let local = Arc::new(
+        LocalWorld::new(&settings.samples, Arc::clone(&history), builder, context)
+            .with_graph(settings.serve.graph.clone()),
+    );
     Ok((local, history))
 }
 

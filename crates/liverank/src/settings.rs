@@ -224,11 +224,13 @@ mod tests {
         if let Some(toml::Value::Table(m)) = t.get_mut("model") {
             m.entry("foresight")
                 .or_insert(toml::Value::try_from(&s.model.foresight).unwrap());
-            // Likewise the ESU unit and DIN's settings at their defaults.
+            // Likewise the ESU unit and DIN's and DIEN's settings at their defaults.
             m.entry("esu")
                 .or_insert(toml::Value::try_from(s.model.esu).unwrap());
             m.entry("din")
                 .or_insert(toml::Value::try_from(&s.model.din).unwrap());
+            m.entry("dien")
+                .or_insert(toml::Value::try_from(&s.model.dien).unwrap());
         }
         t
     }

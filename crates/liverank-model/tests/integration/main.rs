@@ -2,6 +2,7 @@
 //! binary links the whole dependency tree, so one binary instead of many keeps the
 //! build's disk and link time down (CI once ran out of disk linking them).
 
+mod dien;
 mod embedding_store;
 mod esu;
 mod foresight;

@@ -115,6 +115,83 @@ async fn recommend_ranks_on_air_rooms_with_fused_scores_sources_and_version() {
     assert!(f.log.get(RequestId(all.request_id), LiveId(101)).is_some());
 }
 
+/// User 7 long-views authors 1 and 2; user 8 long-views author 1: the author graph
+/// proposes author 2's room to user 8 (one co-viewing hop) and author 1's (hop 0, a
+/// history author not followed), not the unrelated rooms.
+#[tokio::test]
+async fn graph_recall_proposes_the_rooms_of_co_viewed_authors() {
+    let config = Arc::new(serve_config());
+    let world = world();
+    let mut e = Events::new();
+    for i in 0..4u64 {
+        e.push(
+            T0,
+            EventKind::LiveStart {
+                live: LiveId(100 + i),
+                author: AuthorId(i + 1),
+                category: CategoryId(i as u32),
+            },
+        );
+    }
+    let view = |e: &mut Events, user: u64, live: u64, at: i64| {
+        let (user, live) = (UserId(user), LiveId(live));
+        e.push(
+            at,
+            EventKind::Enter {
+                user,
+                live,
+                request_id: None,
+            },
+        );
+        e.push(
+            at + 70_000,
+            EventKind::Leave {
+                user,
+                live,
+                watch_ms: DurationMs(70_000),
+            },
+        );
+    };
+    view(&mut e, 7, 100, T0 + 1_000);
+    view(&mut e, 7, 101, T0 + 72_000);
+    view(&mut e, 8, 100, T0 + 150_000);
+    view(&mut e, 9, 103, T0 + 300_000);
+    world.ingest(&e.list).unwrap();
+    assert!(world.graph_records() >= 3, "{}", world.graph_records());
+    let slot = Arc::new(ModelSlot::new());
+    slot.publish(ServedModel::new(
+        1,
+        Arc::new(scorer(1)),
+        Some(EventTime(T0)),
+    ))
+    .unwrap();
+    let log = Arc::new(ExposureLog::new(config.exposure_log));
+    let state = AppState::new(
+        config.clone(),
+        world.clone(),
+        world.clone(),
+        slot,
+        Recommender::new(config, log),
+        1,
+    );
+    let (status, body) = call(
+        &state,
+        post("/v1/recommend", r#"{"user_id": 8, "count": 4}"#, None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let r: RecommendResponse = serde_json::from_value(body).unwrap();
+    let graph = |id: u64| {
+        r.lives
+            .iter()
+            .find(|l| l.live_id == id)
+            .is_some_and(|l| l.sources.contains(&"graph".to_string()))
+    };
+    assert!(graph(101), "{:?}", r.lives);
+    assert!(graph(100), "{:?}", r.lives);
+    assert!(!graph(102) && !graph(103), "{:?}", r.lives);
+}
+
 #[tokio::test]
 async fn recommend_at_a_time_before_any_room_started_returns_nothing_and_unknown_user_gets_popular()
 {
