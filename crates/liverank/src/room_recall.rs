@@ -6,8 +6,9 @@
 //! A query is an `Enter` in the evaluation window: just before it is ingested, each
 //! source proposes its top K rooms on air for that user, and the query hits when the
 //! entered room is among them. The merge (every source at its `[serve.recall]` quota,
-//! deduplicated, at most `serve.max_candidates`) is compared with popularity at the same
-//! number of rooms, since a larger set finds more by its size alone.
+//! deduplicated, at most `serve.max_candidates`) is scored the same way. Every row is also
+//! set against popularity at the same number of rooms for the same query, since a larger
+//! set finds more by its size alone.
 
 use crate::serve::{empty_world, load_checkpoint};
 use crate::settings::Settings;
@@ -64,6 +65,9 @@ pub struct SourceRecall {
     pub hits: u64,
     /// Rooms proposed, summed over the queries.
     pub proposed: u64,
+    /// Queries whose entered room is among the most popular rooms on air, as many as
+    /// this list proposed for that query.
+    pub popular_same_size: u64,
 }
 
 /// The report of a run.
@@ -75,7 +79,7 @@ pub struct RoomRecallReport {
     pub queries: u64,
     /// Rooms on air, summed over the queries.
     pub on_air: u64,
-    /// Per source at K, then the merge and popularity at the merge's size.
+    /// Per source at K, then the merge.
     pub rows: Vec<SourceRecall>,
 }
 
@@ -88,15 +92,20 @@ impl std::fmt::Display for RoomRecallReport {
             self.queries,
             self.on_air as f64 / q
         )?;
-        writeln!(f, "| source | recall | rooms proposed (mean) |")?;
-        writeln!(f, "|---|---|---|")?;
+        writeln!(
+            f,
+            "| source | recall@{} | rooms proposed (mean) | popularity, same rooms per query |",
+            self.k
+        )?;
+        writeln!(f, "|---|---|---|---|")?;
         for r in &self.rows {
             writeln!(
                 f,
-                "| {} | {:.4} | {:.1} |",
+                "| {} | {:.4} | {:.1} | {:.4} |",
                 r.source,
                 r.hits as f64 / q,
-                r.proposed as f64 / q
+                r.proposed as f64 / q,
+                r.popular_same_size as f64 / q
             )?;
         }
         Ok(())
@@ -161,16 +170,10 @@ pub fn evaluate(
             ..SourceRecall::default()
         })
         .collect();
-    let (mut merged, mut popular_at_merge) = (
-        SourceRecall {
-            source: "merge".into(),
-            ..SourceRecall::default()
-        },
-        SourceRecall {
-            source: "popular@merge".into(),
-            ..SourceRecall::default()
-        },
-    );
+    let mut merged = SourceRecall {
+        source: "merge".into(),
+        ..SourceRecall::default()
+    };
     let (mut queries, mut on_air_total, mut enters) = (0u64, 0u64, 0usize);
     let mut rooms: Vec<OnAirRoom> = Vec::new();
     let (mut follows, mut buf): (Vec<AuthorId>, Vec<usize>) = (Vec::new(), Vec::new());
@@ -241,28 +244,29 @@ pub fn evaluate(
             top_categories: serve.recall.top_categories,
             related: &related,
         };
-        for (source, row) in sources.iter().zip(&mut rows) {
-            source.recall(&ctx, args.k, &mut buf);
-            row.hits += u64::from(buf.contains(&target));
-            row.proposed += buf.len() as u64;
-        }
-        let all = recall::merge(&sources, &ctx, &serve.recall, serve.max_candidates);
-        merged.hits += u64::from(all.iter().any(|r| r.room == target));
-        merged.proposed += all.len() as u64;
+        // The entered room's place among all rooms on air by popularity.
         let popular = sources
             .iter()
             .find(|s| s.source() == RecallSource::Popular)
             .context("the popular source")?;
-        popular.recall(&ctx, all.len(), &mut buf);
-        popular_at_merge.hits += u64::from(buf.contains(&target));
-        popular_at_merge.proposed += buf.len() as u64;
+        popular.recall(&ctx, rooms.len(), &mut buf);
+        let popular_rank = buf.iter().position(|&i| i == target).unwrap_or(usize::MAX);
+        for (source, row) in sources.iter().zip(&mut rows) {
+            source.recall(&ctx, args.k, &mut buf);
+            row.hits += u64::from(buf.contains(&target));
+            row.proposed += buf.len() as u64;
+            row.popular_same_size += u64::from(popular_rank < buf.len());
+        }
+        let all = recall::merge(&sources, &ctx, &serve.recall, serve.max_candidates);
+        merged.hits += u64::from(all.iter().any(|r| r.room == target));
+        merged.proposed += all.len() as u64;
+        merged.popular_same_size += u64::from(popular_rank < all.len());
         queries += 1;
         on_air_total += rooms.len() as u64;
         progress.set_message(format!("{queries} queries"));
     }
     progress.finish_and_clear();
     rows.push(merged);
-    rows.push(popular_at_merge);
     Ok(RoomRecallReport {
         k: args.k,
         queries,
