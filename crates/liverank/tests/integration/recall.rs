@@ -63,3 +63,59 @@ fn recall_eval_on_simulated_plays_ranks_item_knn_above_popularity() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_column"));
 }
+
+/// `liverank recall rooms` on `tiny`: every source's top K is inside the merge (each
+/// quota ≥ K), so the merge finds at least what any source finds; popularity against
+/// itself at the same size is itself; and the graph source, fed by the replayed history,
+/// proposes rooms.
+#[test]
+fn recall_rooms_merge_finds_what_every_source_finds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("rooms.json");
+    let out = bin()
+        .args([
+            "recall",
+            "rooms",
+            "--preset",
+            "tiny",
+            "--from-hour",
+            "2",
+            "--every",
+            "2",
+            "--max-queries",
+            "400",
+            "--k",
+            "20",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| graph |"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let queries = report["queries"].as_u64().unwrap();
+    assert!(queries > 50, "{report}");
+    let rows = report["rows"].as_array().unwrap();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["source"] == name)
+            .unwrap_or_else(|| panic!("no {name} row in {report}"))
+    };
+    let hits = |name: &str| row(name)["hits"].as_u64().unwrap();
+    for source in ["followed", "category", "graph", "embedding", "popular"] {
+        assert!(hits(source) <= hits("merge"), "{source}: {report}");
+        assert!(row(source)["proposed"].as_u64().unwrap() <= 20 * queries);
+    }
+    assert_eq!(
+        hits("popular"),
+        row("popular")["popular_same_size"].as_u64().unwrap()
+    );
+    assert!(row("graph")["proposed"].as_u64().unwrap() > 0, "{report}");
+    assert!(hits("category") > 0 && hits("merge") <= queries, "{report}");
+}
