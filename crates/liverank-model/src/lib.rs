@@ -26,6 +26,7 @@ pub mod publish;
 pub mod rng;
 pub mod soft;
 pub mod trainer;
+pub mod two_tower;
 
 pub use config::{
     DienConfig, DinConfig, EsuUnit, HistorySequence, LossKind, RankerConfig, SparseConfig,

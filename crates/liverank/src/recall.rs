@@ -63,6 +63,22 @@ struct EvalArgs {
     /// Also write the reports as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also train and evaluate the two-tower vector recall model (YouTube-DNN: user tower
+    /// over the recent sequence, in-batch sampled softmax with logQ) on the training prefixes.
+    #[arg(long)]
+    two_tower: bool,
+    /// Epochs of the two-tower model.
+    #[arg(long, default_value_t = 12)]
+    two_tower_epochs: usize,
+    /// Training examples drawn per epoch (0 = every position of every training prefix).
+    #[arg(long, default_value_t = 200_000)]
+    two_tower_examples: usize,
+    /// Adam learning rate of the two-tower model.
+    #[arg(long, default_value_t = 0.01)]
+    two_tower_lr: f64,
+    /// Train the two-tower model without the logQ correction (the ablation).
+    #[arg(long)]
+    two_tower_no_logq: bool,
 }
 
 /// Runs the command.
@@ -132,7 +148,17 @@ fn eval(settings: &Settings, args: EvalArgs) -> Result<(), Failure> {
         println!("  bad row {bad:?}");
     }
     let split = Split::leave_one_out(&interactions);
-    let reports = evaluate_baselines(&split, &config).input_err("evaluating")?;
+    let mut reports = evaluate_baselines(&split, &config).input_err("evaluating")?;
+    if args.two_tower {
+        let tower = liverank_model::two_tower::TwoTowerConfig {
+            epochs: args.two_tower_epochs,
+            examples_per_epoch: args.two_tower_examples,
+            learning_rate: args.two_tower_lr,
+            logq: !args.two_tower_no_logq,
+            ..liverank_model::two_tower::TwoTowerConfig::default()
+        };
+        reports.push(two_tower(&split, &config, &tower)?);
+    }
     for r in &reports {
         println!("{r}");
     }
@@ -141,4 +167,38 @@ fn eval(settings: &Settings, args: EvalArgs) -> Result<(), Failure> {
         liverank_fs::write_atomic_bytes(path, &json).map_err(anyhow::Error::from)?;
     }
     Ok(())
+}
+
+/// Trains the two-tower model on every user's training prefix and evaluates it.
+fn two_tower(
+    split: &Split<'_>,
+    config: &RecallEvalConfig,
+    tower: &liverank_model::two_tower::TwoTowerConfig,
+) -> Result<liverank_recall::EvalReport, Failure> {
+    use liverank_model::two_tower::train_two_tower;
+    let sequences: Vec<&[u32]> = (0..split.num_users() as u32)
+        .map(|u| split.train(u))
+        .collect();
+    let started = std::time::Instant::now();
+    let model = train_two_tower(&sequences, split.num_items(), tower, |epoch, loss| {
+        println!(
+            "two_tower epoch {}: mean sampled-softmax loss {loss:.4}",
+            epoch + 1
+        );
+    })
+    .input_err("two-tower training")?;
+    println!(
+        "two_tower trained in {:.1} s ({} items, dim {})",
+        started.elapsed().as_secs_f64(),
+        split.num_items(),
+        model.dim()
+    );
+    let scorer = liverank_recall::VectorScorer::new(
+        "two_tower",
+        model.dim(),
+        model.item_vectors().to_vec(),
+        |_, history: &[u32]| Ok(vec![model.user_vector(history)]),
+    )
+    .map_err(anyhow::Error::from)?;
+    liverank_recall::evaluate(split, &scorer, &config.eval).input_err("evaluating two_tower")
 }

@@ -11,3 +11,4 @@ mod gradients;
 mod publish;
 mod test_then_train;
 mod trainer;
+mod two_tower;

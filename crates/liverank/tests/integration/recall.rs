@@ -1,6 +1,7 @@
 //! `liverank recall eval` on the simulator's short-video plays of `tiny`: the default
-//! column mapping reads the events file, both baselines are evaluated with the full-ranking
-//! protocol, and co-occurrence beats popularity (users keep to their interests).
+//! column mapping reads the events file, both baselines and the two-tower model are
+//! evaluated with the full-ranking protocol, and co-occurrence and the two-tower model beat
+//! popularity (users keep to their interests).
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
@@ -28,7 +29,14 @@ fn recall_eval_on_simulated_plays_ranks_item_knn_above_popularity() {
     // The default log is <data_dir>/sim/events.parquet with the simulator's mapping.
     let out = bin()
         .env("LIVERANK__DATA_DIR", tmp.path())
-        .args(["recall", "eval", "--json"])
+        .args([
+            "recall",
+            "eval",
+            "--two-tower",
+            "--two-tower-epochs",
+            "4",
+            "--json",
+        ])
         .arg(&json)
         .output()
         .unwrap();
@@ -52,6 +60,16 @@ fn recall_eval_on_simulated_plays_ranks_item_knn_above_popularity() {
         hr(1),
         hr(0)
     );
+    // The two-tower model, trained on the training prefixes, is evaluated by the same
+    // protocol (measured: HR@10 0.21 against popularity's 0.05).
+    assert_eq!(reports[2]["scorer"], "two_tower");
+    assert!(
+        hr(2) > hr(0) * 2.0,
+        "two-tower {} vs popularity {}",
+        hr(2),
+        hr(0)
+    );
+    assert!(stdout.contains("two_tower epoch 4"), "{stdout}");
 
     // A mapping that names a missing column is bad input: exit 2 with the column named.
     let out = bin()
