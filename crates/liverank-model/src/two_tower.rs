@@ -5,13 +5,20 @@
 //! correction (each logit minus the log of its item's sampling frequency, so popular items
 //! are not over-penalised as negatives).
 //!
+//! With `interests > 0` the user tower is MIND's (Li et al. 2019, the seed's multi-interest
+//! recall): the behaviours `S eᵢ` are routed into up to `interests` capsules by dynamic
+//! routing ([`dynamic_routing`]), their count adapted to the history length
+//! (`max(1, min(K, ⌊log₂ n⌋))`), trained through label-aware attention
+//! ([`label_aware_attention`]) and served as one vector per interest (an item scores its
+//! best inner product with any of them).
+//!
 //! Items are dense indices `0..items` (an interaction log's item ids). At serving or
-//! evaluation time the user vector is recomputed from the live history by
-//! [`TwoTowerModel::user_vector`], in plain f32 without burn.
+//! evaluation time the user vectors are recomputed from the live history by
+//! [`TwoTowerModel::user_vectors`].
 
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +48,12 @@ pub struct TwoTowerConfig {
     pub logq: bool,
     /// Seed of the init and the example order.
     pub seed: u64,
+    /// MIND's interest capsules at most (0 = the two-tower's mean pooling).
+    pub interests: usize,
+    /// Dynamic-routing iterations of MIND.
+    pub routing_iterations: usize,
+    /// Exponent p of MIND's label-aware attention, `softmax((c_k · v)^p)`.
+    pub label_pow: u32,
 }
 
 impl Default for TwoTowerConfig {
@@ -57,6 +70,9 @@ impl Default for TwoTowerConfig {
             learning_rate: 0.01,
             logq: true,
             seed: 7,
+            interests: 0,
+            routing_iterations: 3,
+            label_pow: 2,
         }
     }
 }
@@ -64,6 +80,11 @@ impl Default for TwoTowerConfig {
 impl TwoTowerConfig {
     /// Checks widths and sizes are positive and the rate finite.
     pub fn validate(&self) -> Result<()> {
+        if self.interests > 0 && self.routing_iterations == 0 {
+            return Err(ModelError::Config(
+                "MIND needs at least one routing iteration".into(),
+            ));
+        }
         if self.dim == 0 || self.hidden == 0 || self.history == 0 || self.batch < 2 {
             return Err(ModelError::Config(
                 "two-tower dim, hidden and history must be positive and batch ≥ 2".into(),
@@ -92,6 +113,19 @@ pub struct TwoTowerNet {
     pub user_out: Dense,
     /// Item tower: `D → D`.
     pub item: Dense,
+    /// MIND's shared bilinear map S of the behaviours (one layer with `interests > 0`,
+    /// none otherwise).
+    pub bilinear: Vec<Dense>,
+    /// MIND's fixed initial routing logits `[K, history]`, drawn once from the seed (the
+    /// paper's random init, not learnt).
+    #[module(skip)]
+    pub routing_init: Vec<f32>,
+    /// K (0 = mean pooling).
+    #[module(skip)]
+    pub interests: usize,
+    /// Routing iterations.
+    #[module(skip)]
+    pub iterations: usize,
 }
 
 impl TwoTowerNet {
@@ -104,12 +138,24 @@ impl TwoTowerNet {
             Param::from_tensor(Tensor::from_data(TensorData::new(v, [rows, d]), device))
         };
         let (input, output) = (table(items + 1), table(items));
+        let user_hidden = Dense::new(d, config.hidden, &mut rng, device);
+        let user_out = Dense::new(config.hidden, d, &mut rng, device);
+        let item = Dense::new(d, d, &mut rng, device);
+        let k = config.interests;
+        let bilinear = (0..k.min(1))
+            .map(|_| Dense::new(d, d, &mut rng, device))
+            .collect();
+        let routing_init = (0..k * config.history).map(|_| rng.uniform(1.0)).collect();
         Self {
             input,
             output,
-            user_hidden: Dense::new(d, config.hidden, &mut rng, device),
-            user_out: Dense::new(config.hidden, d, &mut rng, device),
-            item: Dense::new(d, d, &mut rng, device),
+            user_hidden,
+            user_out,
+            item,
+            bilinear,
+            routing_init,
+            interests: k,
+            iterations: config.routing_iterations,
         }
     }
 
@@ -136,10 +182,107 @@ impl TwoTowerNet {
         self.user_out.forward(relu(self.user_hidden.forward(mean)))
     }
 
+    /// MIND's interest capsules `[B, K, D]` of histories `[B, n]` with their lengths, and
+    /// the capsule bias `[B, K]` (0 on a user's first `max(1, min(K, ⌊log₂ len⌋))`
+    /// capsules, a large negative number on the others).
+    pub fn capsules(&self, history: Tensor<2, Int>, lengths: &[usize]) -> (Tensor<3>, Tensor<2>) {
+        let [b, n] = history.dims();
+        let d = self.input.dims()[1];
+        let k = self.interests;
+        let device = history.device();
+        let rows = self.input.val().select(0, history.reshape([b * n]));
+        let behaviours = match self.bilinear.first() {
+            Some(s) => s.forward(rows),
+            None => rows,
+        }
+        .reshape([b, n, d]);
+        let valid: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&l| (0..n).map(move |t| if t < l { 1.0 } else { 0.0 }))
+            .collect();
+        let valid = Tensor::<2>::from_data(TensorData::new(valid, [b, n]), &device);
+        let bias: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&l| {
+                let active = adaptive_interests(l, k);
+                (0..k).map(move |j| if j < active { 0.0 } else { PAD_BIAS })
+            })
+            .collect();
+        let bias = Tensor::<2>::from_data(TensorData::new(bias, [b, k]), &device);
+        let init =
+            Tensor::<2>::from_data(TensorData::new(self.routing_init.clone(), [k, n]), &device);
+        let caps = dynamic_routing(behaviours, valid, bias.clone(), init, self.iterations);
+        (caps, bias)
+    }
+
     /// Item vectors `[M, D]` of item indices `[M]`.
     pub fn items(&self, items: Tensor<1, Int>) -> Tensor<2> {
         self.item.forward(self.output.val().select(0, items))
     }
+}
+
+/// MIND's interest count for a history of `len` items: `max(1, min(k, ⌊log₂ len⌋))`.
+pub fn adaptive_interests(len: usize, k: usize) -> usize {
+    let log2 = usize::BITS - len.max(1).leading_zeros() - 1;
+    (log2 as usize).clamp(1, k.max(1))
+}
+
+/// `squash(z) = ‖z‖² / (1 + ‖z‖²) · z / ‖z‖` over the last axis (`[B, K, D]`).
+pub fn squash(z: Tensor<3>) -> Tensor<3> {
+    let sq = (z.clone() * z.clone()).sum_dim(2);
+    let norm = sq.clone().add_scalar(1e-12).sqrt();
+    z * (sq.clone() / (sq.add_scalar(1.0) * norm))
+}
+
+/// MIND's behaviour-to-interest dynamic routing: `behaviours [B, n, D]` (already `S eᵢ`),
+/// `valid [B, n]` (1 = a real behaviour), `capsule_bias [B, K]`, `init [K, n]` the
+/// initial logits. Each iteration: `w = softmax_K(b + bias) ⊙ valid`, `c = squash(w ·
+/// behaviours)`, then `b += c · behavioursᵀ` (not after the last). Returns `c [B, K, D]`.
+pub fn dynamic_routing(
+    behaviours: Tensor<3>,
+    valid: Tensor<2>,
+    capsule_bias: Tensor<2>,
+    init: Tensor<2>,
+    iterations: usize,
+) -> Tensor<3> {
+    let [b, n, _] = behaviours.dims();
+    let [k, _] = init.dims();
+    let mut logits = init.reshape([1, k, n]).repeat_dim(0, b);
+    let bias = capsule_bias.reshape([b, k, 1]);
+    let valid = valid.reshape([b, 1, n]);
+    let mut caps = None;
+    for it in 0..iterations.max(1) {
+        let w = softmax(logits.clone() + bias.clone(), 1) * valid.clone();
+        let c = squash(w.matmul(behaviours.clone()));
+        if it + 1 < iterations {
+            logits = logits + c.clone().matmul(behaviours.clone().swap_dims(1, 2));
+        }
+        caps = Some(c);
+    }
+    caps.unwrap_or_else(|| Tensor::zeros([b, k, behaviours.dims()[2]], &behaviours.device()))
+}
+
+/// MIND's label-aware attention: the user vector for target `v [B, D]` is
+/// `Σ_k softmax_k((c_k · v)^p + bias_k) c_k` over the interests `[B, K, D]`.
+pub fn label_aware_attention(
+    interests: Tensor<3>,
+    target: Tensor<2>,
+    capsule_bias: Tensor<2>,
+    pow: u32,
+) -> Tensor<2> {
+    let [b, k, d] = interests.dims();
+    let s = interests
+        .clone()
+        .matmul(target.reshape([b, d, 1]))
+        .reshape([b, k]);
+    let mut p = Tensor::<2>::ones([b, k], &s.device());
+    for _ in 0..pow {
+        p = p * s.clone();
+    }
+    let w = softmax(p + capsule_bias, 1);
+    (interests * w.reshape([b, k, 1]))
+        .sum_dim(1)
+        .reshape([b, d])
 }
 
 /// The in-batch sampled softmax with the logQ correction: row i's positive is column i;
@@ -171,6 +314,8 @@ pub struct TwoTowerModel {
     hidden: (Vec<f32>, Vec<f32>),
     out: (Vec<f32>, Vec<f32>),
     item_vectors: Vec<f32>,
+    /// MIND's network for the capsules at inference (`interests > 0`).
+    capsule_net: Option<TwoTowerNet>,
     /// Mean training loss of each epoch.
     pub epoch_losses: Vec<f32>,
 }
@@ -210,8 +355,41 @@ impl TwoTowerModel {
         &self.item_vectors
     }
 
-    /// The user vector of a history (oldest first; the last `history` items are pooled,
-    /// unknown indices skipped). An empty history pools nothing (a zero mean).
+    /// The user's interest vectors from a history (oldest first; the last `history` known
+    /// items): one for the two-tower, MIND's active capsules otherwise.
+    pub fn user_vectors(&self, history: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let Some(net) = &self.capsule_net else {
+            return Ok(vec![self.user_vector(history)]);
+        };
+        let n = self.config.history;
+        let mut recent: Vec<u32> = history
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&i| (i as usize) < self.items)
+            .take(n)
+            .collect();
+        recent.reverse();
+        let len = recent.len();
+        let mut ids: Vec<i64> = recent.iter().map(|&i| i64::from(i)).collect();
+        ids.extend(std::iter::repeat_n(self.items as i64, n - len));
+        let device = Device::flex();
+        let (caps, _) = net.capsules(
+            Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &device),
+            &[len],
+        );
+        let d = self.config.dim;
+        let all = host(caps.reshape([self.config.interests, d]))?;
+        let active = adaptive_interests(len, self.config.interests);
+        Ok(all
+            .chunks_exact(d)
+            .take(active)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    /// The two-tower's user vector of a history (oldest first; the last `history` items
+    /// are pooled, unknown indices skipped). An empty history pools nothing (a zero mean).
     pub fn user_vector(&self, history: &[u32]) -> Vec<f32> {
         let d = self.config.dim;
         let recent: Vec<usize> = history
@@ -327,9 +505,16 @@ pub fn train_two_tower(
                 TensorData::new(targets.iter().map(|&i| i64::from(i)).collect(), [b]),
                 &device,
             );
+            let targets_v = net.items(target_index);
+            let users = if net.interests > 0 {
+                let (caps, bias) = net.capsules(history, &lengths);
+                label_aware_attention(caps, targets_v.clone(), bias, config.label_pow)
+            } else {
+                net.users(history, &lengths)
+            };
             let loss = sampled_softmax_logq(
-                net.users(history, &lengths),
-                net.items(target_index),
+                users,
+                targets_v,
                 Tensor::from_data(TensorData::new(q, [b]), &device),
                 Tensor::from_data(TensorData::new(bias, [b, b]), &device),
             );
@@ -358,6 +543,7 @@ pub fn train_two_tower(
         hidden: dense(&net.user_hidden)?,
         out: dense(&net.user_out)?,
         item_vectors,
+        capsule_net: (config.interests > 0).then_some(net),
         epoch_losses,
     })
 }

@@ -79,6 +79,13 @@ struct EvalArgs {
     /// Train the two-tower model without the logQ correction (the ablation).
     #[arg(long)]
     two_tower_no_logq: bool,
+    /// Also train and evaluate MIND (multi-interest capsules by dynamic routing, label-aware
+    /// attention) with at most this many interests, on the two-tower's other settings.
+    #[arg(long, value_name = "K")]
+    mind: Option<usize>,
+    /// Exponent p of MIND's label-aware attention, softmax((c·v)^p).
+    #[arg(long, default_value_t = 2)]
+    mind_pow: u32,
 }
 
 /// Runs the command.
@@ -157,7 +164,19 @@ fn eval(settings: &Settings, args: EvalArgs) -> Result<(), Failure> {
             logq: !args.two_tower_no_logq,
             ..liverank_model::two_tower::TwoTowerConfig::default()
         };
-        reports.push(two_tower(&split, &config, &tower)?);
+        reports.push(two_tower(&split, &config, &tower, "two_tower")?);
+    }
+    if let Some(k) = args.mind {
+        let mind = liverank_model::two_tower::TwoTowerConfig {
+            epochs: args.two_tower_epochs,
+            examples_per_epoch: args.two_tower_examples,
+            learning_rate: args.two_tower_lr,
+            logq: !args.two_tower_no_logq,
+            interests: k,
+            label_pow: args.mind_pow,
+            ..liverank_model::two_tower::TwoTowerConfig::default()
+        };
+        reports.push(two_tower(&split, &config, &mind, "mind")?);
     }
     for r in &reports {
         println!("{r}");
@@ -174,6 +193,7 @@ fn two_tower(
     split: &Split<'_>,
     config: &RecallEvalConfig,
     tower: &liverank_model::two_tower::TwoTowerConfig,
+    name: &str,
 ) -> Result<liverank_recall::EvalReport, Failure> {
     use liverank_model::two_tower::train_two_tower;
     let sequences: Vec<&[u32]> = (0..split.num_users() as u32)
@@ -182,23 +202,30 @@ fn two_tower(
     let started = std::time::Instant::now();
     let model = train_two_tower(&sequences, split.num_items(), tower, |epoch, loss| {
         println!(
-            "two_tower epoch {}: mean sampled-softmax loss {loss:.4}",
+            "{name} epoch {}: mean sampled-softmax loss {loss:.4}",
             epoch + 1
         );
     })
-    .input_err("two-tower training")?;
+    .input_err(&format!("{name} training"))?;
     println!(
-        "two_tower trained in {:.1} s ({} items, dim {})",
+        "{name} trained in {:.1} s ({} items, dim {})",
         started.elapsed().as_secs_f64(),
         split.num_items(),
         model.dim()
     );
     let scorer = liverank_recall::VectorScorer::new(
-        "two_tower",
+        name,
         model.dim(),
         model.item_vectors().to_vec(),
-        |_, history: &[u32]| Ok(vec![model.user_vector(history)]),
+        |user, history: &[u32]| {
+            model
+                .user_vectors(history)
+                .map_err(|e| liverank_recall::Error::Scorer {
+                    scorer: name.to_string(),
+                    reason: format!("user {user}: {e}"),
+                })
+        },
     )
     .map_err(anyhow::Error::from)?;
-    liverank_recall::evaluate(split, &scorer, &config.eval).input_err("evaluating two_tower")
+    liverank_recall::evaluate(split, &scorer, &config.eval).input_err(&format!("evaluating {name}"))
 }

@@ -1,7 +1,7 @@
 //! `liverank recall eval` on the simulator's short-video plays of `tiny`: the default
-//! column mapping reads the events file, both baselines and the two-tower model are
-//! evaluated with the full-ranking protocol, and co-occurrence and the two-tower model beat
-//! popularity (users keep to their interests).
+//! column mapping reads the events file, both baselines, the two-tower model and MIND are
+//! evaluated with the full-ranking protocol, and co-occurrence and both embedding models
+//! beat popularity (users keep to their interests).
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
@@ -34,6 +34,8 @@ fn recall_eval_on_simulated_plays_ranks_item_knn_above_popularity() {
             "eval",
             "--two-tower",
             "--two-tower-epochs",
+            "4",
+            "--mind",
             "4",
             "--json",
         ])
@@ -70,6 +72,14 @@ fn recall_eval_on_simulated_plays_ranks_item_knn_above_popularity() {
         hr(0)
     );
     assert!(stdout.contains("two_tower epoch 4"), "{stdout}");
+    // MIND, with up to 4 interests (measured: HR@10 0.17).
+    assert_eq!(reports[3]["scorer"], "mind");
+    assert!(
+        hr(3) > hr(0) * 2.0,
+        "MIND {} vs popularity {}",
+        hr(3),
+        hr(0)
+    );
 
     // A mapping that names a missing column is bad input: exit 2 with the column named.
     let out = bin()
