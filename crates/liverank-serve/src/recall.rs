@@ -156,6 +156,15 @@ fn by_popularity(rooms: &[OnAirRoom], mut keep: impl FnMut(&OnAirRoom) -> bool) 
     idx
 }
 
+/// Each author's rooms on air, as indices in live id order.
+fn rooms_by_author(rooms: &[OnAirRoom]) -> HashMap<AuthorId, Vec<usize>> {
+    let mut by_author: HashMap<AuthorId, Vec<usize>> = HashMap::new();
+    for (i, r) in rooms.iter().enumerate() {
+        by_author.entry(r.author).or_default().push(i);
+    }
+    by_author
+}
+
 /// Rooms of followed authors.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Followed;
@@ -169,10 +178,7 @@ impl Recall for Followed {
         if ctx.follows.is_empty() {
             return;
         }
-        let mut by_author: HashMap<AuthorId, Vec<usize>> = HashMap::new();
-        for (i, r) in ctx.rooms.iter().enumerate() {
-            by_author.entry(r.author).or_default().push(i);
-        }
+        let by_author = rooms_by_author(ctx.rooms);
         for a in ctx.follows {
             if let Some(rooms) = by_author.get(a) {
                 out.extend(rooms.iter().copied());
@@ -235,10 +241,7 @@ impl Recall for GraphRecall {
         if ctx.related.is_empty() {
             return;
         }
-        let mut by_author: HashMap<AuthorId, Vec<usize>> = HashMap::new();
-        for (i, r) in ctx.rooms.iter().enumerate() {
-            by_author.entry(r.author).or_default().push(i);
-        }
+        let by_author = rooms_by_author(ctx.rooms);
         for a in ctx.related.iter().filter(|a| !ctx.follows.contains(a)) {
             if out.len() >= quota {
                 break;

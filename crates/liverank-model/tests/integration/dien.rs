@@ -5,8 +5,9 @@
 //! published model scores like the trainer.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+use crate::support::{check, device, project, sines, tensor, values, vec_of};
 use burn::module::Param;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Tensor;
 use liverank_model::dien::{DienUnit, GruCell, auxiliary_loss};
 use liverank_model::features::{FeatureBatch, KeyKind, key};
 use liverank_model::layers::{Dense, PAD_BIAS};
@@ -16,30 +17,6 @@ use liverank_model::{
     SeqGroup, SeqGroups, Trainer,
 };
 use liverank_types::Task;
-
-fn device() -> Device {
-    Device::flex().autodiff()
-}
-
-fn tensor<const D: usize>(v: &[f32], shape: [usize; D], track: bool) -> Tensor<D> {
-    let t = Tensor::from_data(TensorData::new(v.to_vec(), shape), &device());
-    if track { t.require_grad() } else { t }
-}
-
-fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn values(rng: &mut SplitMix64, n: usize, bound: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.uniform(bound)).collect()
-}
-
-/// The PyTorch script's values: `sin(i·0.7 + off)·scale`.
-fn sines(n: usize, off: f32, scale: f32) -> Vec<f32> {
-    (0..n)
-        .map(|i| (i as f32 * 0.7 + off).sin() * scale)
-        .collect()
-}
 
 fn bias(valid: &[bool], shape: [usize; 2]) -> Tensor<2> {
     let v: Vec<f32> = valid
@@ -412,43 +389,6 @@ fn padded_positions_cannot_change_the_output_or_the_auxiliary_loss() {
         (vec_of(out), vec_of(aux.unwrap()))
     };
     assert_eq!(run(&items), run(&noisy));
-}
-
-/// Autodiff against central differences, coordinate by coordinate (every function here
-/// is smooth: sigmoid, tanh, softmax, log-sigmoid).
-fn check<const D: usize>(
-    name: &str,
-    x: &[f32],
-    shape: [usize; D],
-    f: impl Fn(Tensor<D>) -> Tensor<1>,
-) {
-    let leaf = tensor(x, shape, true);
-    let grads = f(leaf.clone()).backward();
-    let analytic = vec_of(leaf.grad(&grads).expect("gradient reaches the input"));
-    let eps = 2e-3f32;
-    let eval = |v: &[f32]| -> f64 { f64::from(vec_of(f(tensor(v, shape, false)))[0]) };
-    for i in 0..x.len() {
-        let (mut plus, mut minus) = (x.to_vec(), x.to_vec());
-        plus[i] += eps;
-        minus[i] -= eps;
-        let numeric = (eval(&plus) - eval(&minus)) / (2.0 * f64::from(eps));
-        let a = f64::from(analytic[i]);
-        let tol = 1e-3 + 2e-2 * a.abs().max(numeric.abs());
-        assert!(
-            (a - numeric).abs() <= tol,
-            "{name}: d/dx[{i}] autodiff {a} vs finite differences {numeric}"
-        );
-    }
-}
-
-fn project(out: Tensor<2>, seed: u64) -> Tensor<1> {
-    let dims = out.dims();
-    let r = tensor(
-        &values(&mut SplitMix64::new(seed), dims[0] * dims[1], 1.0),
-        dims,
-        false,
-    );
-    (out * r).sum()
 }
 
 #[test]

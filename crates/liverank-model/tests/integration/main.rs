@@ -9,6 +9,7 @@ mod foresight;
 mod foresight_inputs;
 mod gradients;
 mod publish;
+mod support;
 mod test_then_train;
 mod trainer;
 mod two_tower;

@@ -5,22 +5,14 @@
 //! far above chance, the same every time for the same seed.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use burn::tensor::{Device, Tensor, TensorData};
+use crate::support::{sines, tensor};
+use burn::tensor::Tensor;
 use liverank_model::layers::PAD_BIAS;
 use liverank_model::rng::SplitMix64;
 use liverank_model::two_tower::{
     TwoTowerConfig, adaptive_interests, dynamic_routing, label_aware_attention,
     sampled_softmax_logq, train_two_tower,
 };
-
-fn device() -> Device {
-    Device::flex().autodiff()
-}
-
-fn tensor<const D: usize>(v: &[f32], shape: [usize; D], track: bool) -> Tensor<D> {
-    let t = Tensor::from_data(TensorData::new(v.to_vec(), shape), &device());
-    if track { t.require_grad() } else { t }
-}
 
 fn scalar(t: Tensor<1>) -> f64 {
     f64::from(t.into_data().try_to_vec::<f32>().unwrap()[0])
@@ -191,12 +183,6 @@ fn the_towers_learn_the_clusters_of_a_synthetic_log_deterministically() {
 }
 
 // --- MIND ---
-
-fn sines(n: usize, off: f32, scale: f32) -> Vec<f32> {
-    (0..n)
-        .map(|i| (i as f32 * 0.7 + off).sin() * scale)
-        .collect()
-}
 
 //     import math, torch
 //     torch.set_default_dtype(torch.float64)
