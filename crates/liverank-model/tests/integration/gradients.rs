@@ -2,67 +2,12 @@
 //! projection of the output must match central differences of the same forward pass.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use burn::tensor::{Device, Tensor, TensorData};
+use crate::support::{check, device, project, tensor, values, vec_of};
+use burn::tensor::Tensor;
 use liverank_model::config::{TrunkConfig, TrunkKind};
 use liverank_model::layers::{Dense, ExtractionLevel, Mlp, Mmoe, Tower, Trunk, target_attention};
 use liverank_model::loss::{bce_with_logits, masked_bce, pu_loss};
 use liverank_model::rng::SplitMix64;
-
-fn device() -> Device {
-    Device::flex().autodiff()
-}
-
-fn values(rng: &mut SplitMix64, n: usize, bound: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.uniform(bound)).collect()
-}
-
-fn tensor<const D: usize>(v: &[f32], shape: [usize; D], track: bool) -> Tensor<D> {
-    let t = Tensor::from_data(TensorData::new(v.to_vec(), shape), &device());
-    if track { t.require_grad() } else { t }
-}
-
-fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-/// Compares the autodiff gradient of `f` at `x` with central differences, coordinate by
-/// coordinate. `f` must return a scalar.
-fn check<const D: usize>(
-    name: &str,
-    x: &[f32],
-    shape: [usize; D],
-    f: impl Fn(Tensor<D>) -> Tensor<1>,
-) {
-    let leaf = tensor(x, shape, true);
-    let out = f(leaf.clone());
-    let grads = out.backward();
-    let analytic = vec_of(leaf.grad(&grads).expect("gradient reaches the input"));
-    let eps = 2e-3f32;
-    let eval = |v: &[f32]| -> f64 { f64::from(vec_of(f(tensor(v, shape, false)))[0]) };
-    for i in 0..x.len() {
-        let mut plus = x.to_vec();
-        plus[i] += eps;
-        let mut minus = x.to_vec();
-        minus[i] -= eps;
-        let numeric = (eval(&plus) - eval(&minus)) / (2.0 * f64::from(eps));
-        let a = f64::from(analytic[i]);
-        let tol = 1e-3 + 2e-2 * a.abs().max(numeric.abs());
-        assert!(
-            (a - numeric).abs() <= tol,
-            "{name}: d/dx[{i}] autodiff {a} vs finite differences {numeric}"
-        );
-    }
-}
-
-/// A fixed random projection turns any output into a scalar with non-trivial gradients.
-fn project<const D: usize>(out: Tensor<D>, seed: u64) -> Tensor<1> {
-    let dims = out.dims();
-    let n: usize = dims.iter().product();
-    let mut rng = SplitMix64::new(seed);
-    let r: Tensor<D> =
-        Tensor::from_data(TensorData::new(values(&mut rng, n, 1.0), dims), &device());
-    (out * r).sum()
-}
 
 #[test]
 fn dense_gradients_match_finite_differences() {

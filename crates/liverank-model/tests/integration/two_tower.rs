@@ -5,7 +5,7 @@
 //! far above chance, the same every time for the same seed.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use crate::support::{sines, tensor};
+use crate::support::{check, sines, tensor};
 use burn::tensor::Tensor;
 use liverank_model::layers::PAD_BIAS;
 use liverank_model::rng::SplitMix64;
@@ -81,42 +81,8 @@ fn sampled_softmax_gradients_match_finite_differences() {
             tensor(&bias, [b, b], false),
         )
     };
-    for which in 0..2 {
-        let x = if which == 0 { &u } else { &v };
-        let leaf = tensor(x, [b, d], true);
-        let loss = if which == 0 {
-            f(leaf.clone(), tensor(&v, [b, d], false))
-        } else {
-            f(tensor(&u, [b, d], false), leaf.clone())
-        };
-        let grads = loss.backward();
-        let analytic = leaf
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let eval = |x2: &[f32]| {
-            scalar(if which == 0 {
-                f(tensor(x2, [b, d], false), tensor(&v, [b, d], false))
-            } else {
-                f(tensor(&u, [b, d], false), tensor(x2, [b, d], false))
-            })
-        };
-        let eps = 1e-3f32;
-        for i in 0..x.len() {
-            let (mut p, mut m) = (x.clone(), x.clone());
-            p[i] += eps;
-            m[i] -= eps;
-            let numeric = (eval(&p) - eval(&m)) / (2.0 * f64::from(eps));
-            let a = f64::from(analytic[i]);
-            assert!(
-                (a - numeric).abs() <= 1e-3 + 1e-2 * a.abs().max(numeric.abs()),
-                "{}[{i}]: autodiff {a} vs finite differences {numeric}",
-                ["u", "v"][which]
-            );
-        }
-    }
+    check("u", &u, [b, d], |u| f(u, tensor(&v, [b, d], false)));
+    check("v", &v, [b, d], |v| f(tensor(&u, [b, d], false), v));
 }
 
 /// 6 clusters of 10 items; each of 300 users consumes 8 distinct items of one cluster in
@@ -260,10 +226,9 @@ fn dynamic_routing_and_label_aware_attention_equal_pytorch() {
 fn routing_gradients_match_finite_differences() {
     let (beh, valid, bias, init) = routing_inputs();
     let target = sines(6, 2.0, 1.0);
-    let f = |x: &[f32], track: bool| -> (Tensor<3>, Tensor<1>) {
-        let leaf = tensor(x, [2, 4, 3], track);
+    check("behaviours", &beh, [2, 4, 3], |leaf| {
         let caps = dynamic_routing(
-            leaf.clone(),
+            leaf,
             tensor(&valid, [2, 4], false),
             tensor(&bias, [2, 2], false),
             tensor(&init, [2, 4], false),
@@ -275,29 +240,8 @@ fn routing_gradients_match_finite_differences() {
             tensor(&bias, [2, 2], false),
             2,
         );
-        let r = tensor(&sines(6, 0.9, 1.0), [2, 3], false);
-        (leaf, (user * r).sum())
-    };
-    let (leaf, loss) = f(&beh, true);
-    let grads = loss.backward();
-    let analytic = leaf
-        .grad(&grads)
-        .unwrap()
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
-    let eps = 1e-3f32;
-    for i in 0..beh.len() {
-        let (mut p, mut m) = (beh.clone(), beh.clone());
-        p[i] += eps;
-        m[i] -= eps;
-        let numeric = (scalar(f(&p, false).1) - scalar(f(&m, false).1)) / (2.0 * f64::from(eps));
-        let a = f64::from(analytic[i]);
-        assert!(
-            (a - numeric).abs() <= 1e-3 + 2e-2 * a.abs().max(numeric.abs()),
-            "behaviour[{i}]: autodiff {a} vs finite differences {numeric}"
-        );
-    }
+        (user * tensor(&sines(6, 0.9, 1.0), [2, 3], false)).sum()
+    });
 }
 
 /// Each user alternates between two clusters (of 6 × 10 items): MIND, which keeps up to
