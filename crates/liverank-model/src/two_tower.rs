@@ -305,6 +305,22 @@ pub fn sampled_softmax_logq(
         .div_scalar(b as f64)
 }
 
+/// The `[B, B]` bias of [`sampled_softmax_logq`] for a batch's targets: a large negative
+/// number where column j holds row i's own item again (j ≠ i), 0 elsewhere (the diagonal
+/// is each row's positive).
+pub fn repeat_bias(targets: &[u32]) -> Vec<f32> {
+    let b = targets.len();
+    let mut bias = vec![0.0f32; b * b];
+    for (i, ti) in targets.iter().enumerate() {
+        for (j, tj) in targets.iter().enumerate() {
+            if i != j && ti == tj {
+                bias[i * b + j] = PAD_BIAS;
+            }
+        }
+    }
+    bias
+}
+
 /// A trained model for inference: the tables and weights as plain f32.
 #[derive(Clone, Debug)]
 pub struct TwoTowerModel {
@@ -488,14 +504,7 @@ pub fn train_two_tower(
                 history.extend(std::iter::repeat_n(items as i64, n - past.len()));
                 targets.push(seq[t]);
             }
-            let mut bias = vec![0.0f32; b * b];
-            for i in 0..b {
-                for j in 0..b {
-                    if i != j && targets[i] == targets[j] {
-                        bias[i * b + j] = PAD_BIAS;
-                    }
-                }
-            }
+            let bias = repeat_bias(&targets);
             let q: Vec<f32> = targets
                 .iter()
                 .map(|&i| if config.logq { log_q[i as usize] } else { 0.0 })

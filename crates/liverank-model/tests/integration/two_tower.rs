@@ -10,7 +10,7 @@ use burn::tensor::Tensor;
 use liverank_model::layers::PAD_BIAS;
 use liverank_model::rng::SplitMix64;
 use liverank_model::two_tower::{
-    TwoTowerConfig, adaptive_interests, dynamic_routing, label_aware_attention,
+    TwoTowerConfig, adaptive_interests, dynamic_routing, label_aware_attention, repeat_bias,
     sampled_softmax_logq, train_two_tower,
 };
 
@@ -50,6 +50,12 @@ fn sampled_softmax_with_logq_matches_a_hand_computation_and_masks_repeats() {
     );
     // Column 1 of row 0 holds row 0's own item again: masked, row 0's term is log 1 = 0.
     let masked = -log_softmax_at(&row1, 1) / 2.0;
+    // The batch builds that bias from its targets: repeats off the diagonal only.
+    let p = PAD_BIAS;
+    assert_eq!(
+        repeat_bias(&[3, 5, 3]),
+        [0.0, 0.0, p, 0.0, 0.0, 0.0, p, 0.0, 0.0]
+    );
     let got = loss([0.0, PAD_BIAS, 0.0, 0.0]);
     assert!((got - masked).abs() < 1e-6, "{got} vs {masked}");
     // Without the correction (q = 1) the popular item's negative weighs more.
